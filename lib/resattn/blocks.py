@@ -52,6 +52,7 @@ PAPER = Convention(
     # The paper does not give BN's settings; these are the pre-activation ResNet's (Torch).
     bn_momentum=0.9,
     bn_epsilon=1e-5,
+    # Half-pixel bilinear (Keras's); the authors' Caffe Interp layer aligns corners instead.
     upsampling="bilinear",
     mask_head_preact=True,
 )

@@ -35,10 +35,10 @@ HEADER = (
 )
 
 
-def table_row(options, reported):
+def table_row(options, reported, build=build_model):
     """One measured row of the table, as a dict."""
     config = resolve_config(**options)
-    model = build_model(**options)
+    model = build(**options)
     parameters = count_parameters(model)
     return {
         "network": config["name"],

@@ -81,6 +81,7 @@ FAMILIES = {
         num_classes=10,
     ),
     # The paper's ImageNet network (224x224), after the authors' released Caffe definitions.
+    # Strided units stride in their 3x3 conv (our choice; it gives the paper's multiply-adds).
     "imagenet": Family(
         convention=PAPER,
         stem="imagenet",
