@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,26 +14,37 @@ import pytest
 from resattn import FAMILIES
 
 SCRIPT = Path(__file__).with_name("one_training_step.py")
+BACKENDS = ("tensorflow", "jax")
 COMPILED = ["seed:56", "paper:56", "imagenet:56"]
+EVERY_NETWORK = {f"{family}:{depth}" for family, spec in FAMILIES.items() for depth in spec.depths}
 
 
 def run_steps(backend, *args):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1200
     )
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, f"{backend}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert {result["backend"] for result in results} == {backend}
-    return results
+    return done.returncode, done.stderr[-3000:], results
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_one_training_step_on_every_network(backend):
-    eager = run_steps(backend, "--eager")
-    everything = {f"{family}:{depth}" for family, spec in FAMILIES.items() for depth in spec.depths}
-    assert {result["network"] for result in eager} == everything
-    compiled = run_steps(backend, *COMPILED)
-    assert [result["network"] for result in compiled] == COMPILED
-    for result in eager + compiled:
-        assert result["unchanged"] == [], result
+def both_modes(backend):
+    return {"eager": run_steps(backend, "--eager"), "compiled": run_steps(backend, *COMPILED)}
+
+
+@pytest.fixture(scope="module")
+def steps():
+    """Both backends' runs, side by side so that they share the machine's cores."""
+    with ThreadPoolExecutor(len(BACKENDS)) as pool:
+        return dict(zip(BACKENDS, pool.map(both_modes, BACKENDS)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_training_step_on_every_network(steps, backend):
+    for mode, expected in (("eager", EVERY_NETWORK), ("compiled", set(COMPILED))):
+        returncode, stderr, results = steps[backend][mode]
+        assert returncode == 0, f"{backend} {mode}: {results}\n{stderr}"
+        assert {result["network"] for result in results} == expected
+        for result in results:
+            assert result["backend"] == backend and result["eager"] == (mode == "eager")
+            assert result["unchanged"] == [], result
