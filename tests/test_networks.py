@@ -129,6 +129,7 @@ def test_multiply_adds_of_a_small_hand_counted_model():
     [
         ({"depth": 57}, r"depth=57 .*family 'seed'.*\(56, 92\)"),
         ({"family": "paper", "depth": 57}, r"depth=57 .*\(56, 92, 128, 164, 236, 452\)"),
+        ({"depth": 56.0}, r"depth=56.0 .*\(56, 92\)"),
         ({"mechanism": "foo"}, r"mechanism='foo' .*\('arl', 'nal'\)"),
         ({"num_classes": 0}, r"num_classes=0 .*integer >= 2"),
         ({"num_classes": 10.0}, r"num_classes=10.0 .*integer >= 2"),

@@ -128,7 +128,7 @@ def resolve_config(family="seed", depth=56, **options):
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is not valid; choose one of {tuple(FAMILIES)}")
     spec = FAMILIES[family]
-    if depth not in spec.depths:
+    if not _is_int(depth) or depth not in spec.depths:
         raise ValueError(f"depth={depth!r} is not valid for family {family!r}; choose one of {tuple(spec.depths)}")
     preset = spec.depths[depth]
     given = {key: value for key, value in options.items() if value is not None}
