@@ -1,0 +1,159 @@
+"""Training recipes: the seed's two and the paper's, by name, overridable field by field."""
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import keras
+
+OPTIMIZERS = ("adam", "sgd")
+MONITORS = ("accuracy", "val_accuracy")
+PREPROCESSINGS = ("seed", "paper")
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    preprocessing: str
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0  # wd * w added to the gradient of conv and dense kernels (Caffe-style)
+    epochs: int | None = None  # at most this many epochs
+    iterations: int | None = None  # or stop after this many steps (the paper's 160k)
+    lr_drops: tuple = ()  # the learning rate is divided by 10 at each of these ...
+    lr_drop_unit: str = "epoch"  # ... epochs or iterations
+    early_stopping_patience: int | None = None
+    early_stopping_monitor: str = "accuracy"
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"  # Keras decides: XLA where every layer supports it
+    max_epochs: int | None = None  # caps for quick runs
+    max_steps_per_epoch: int | None = None
+
+    def epochs_for(self, train_size):
+        """How many epochs this recipe runs on `train_size` images, caps included."""
+        steps = self.steps_per_epoch(train_size)
+        epochs = self.epochs if self.iterations is None else math.ceil(self.iterations / steps)
+        return min(epochs, self.max_epochs) if self.max_epochs else epochs
+
+    def steps_per_epoch(self, train_size):
+        steps = math.ceil(train_size / self.batch_size)
+        return min(steps, self.max_steps_per_epoch) if self.max_steps_per_epoch else steps
+
+    def learning_rate_schedule(self, train_size):
+        """The learning rate as a function of the step, divided by 10 at each drop."""
+        if not self.lr_drops:
+            return self.learning_rate
+        per_step = 1 if self.lr_drop_unit == "iteration" else self.steps_per_epoch(train_size)
+        boundaries = [int(drop * per_step) for drop in self.lr_drops]
+        values = [self.learning_rate / 10**i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+    def make_optimizer(self, train_size):
+        rate = self.learning_rate_schedule(train_size)
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(rate)
+        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
+
+    def to_dict(self):
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+RECIPES = {
+    # FACTS section 1: the seed's configs 1-3, 5, 6.
+    "seed_adam": Recipe(
+        optimizer="adam",
+        learning_rate=1e-3,
+        batch_size=64,
+        preprocessing="seed",
+        epochs=250,
+        early_stopping_patience=15,
+    ),
+    # The seed's config 4.
+    "seed_sgd": Recipe(
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=64,
+        preprocessing="seed",
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=1e-4,
+        epochs=250,
+        lr_drops=(65, 120, 180),
+        early_stopping_patience=15,
+    ),
+    # FACTS section 3: the paper's CIFAR training.
+    "paper": Recipe(
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=64,
+        preprocessing="paper",
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=1e-4,
+        iterations=160_000,
+        lr_drops=(64_000, 96_000),
+        lr_drop_unit="iteration",
+    ),
+}
+
+FIELDS = tuple(field.name for field in fields(Recipe))
+
+
+def resolve_recipe(name, **overrides):
+    """The named recipe with `overrides` applied; a bad name, field or value raises ValueError."""
+    if name not in RECIPES:
+        raise ValueError(f"recipe={name!r} is not valid; choose one of {tuple(RECIPES)}")
+    unknown = sorted(set(overrides) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown recipe field {unknown[0]!r}; valid fields: {', '.join(FIELDS)}")
+    overrides = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
+    recipe = replace(RECIPES[name], **overrides)
+    _check(recipe)
+    return recipe
+
+
+def _check(recipe):
+    def bad(key, rule):
+        raise ValueError(f"{key}={getattr(recipe, key)!r} is not valid; {rule}")
+
+    for key, choices in (
+        ("optimizer", OPTIMIZERS),
+        ("preprocessing", PREPROCESSINGS),
+        ("early_stopping_monitor", MONITORS),
+        ("precision", PRECISIONS),
+        ("lr_drop_unit", ("epoch", "iteration")),
+    ):
+        if getattr(recipe, key) not in choices:
+            bad(key, f"choose one of {choices}")
+    for key in ("learning_rate",):
+        if not _number(recipe.learning_rate) or recipe.learning_rate <= 0:
+            bad(key, "it must be a number > 0")
+    for key in ("momentum", "weight_decay"):
+        if not _number(getattr(recipe, key)) or getattr(recipe, key) < 0:
+            bad(key, "it must be a number >= 0")
+    for key in ("batch_size",):
+        if not _positive_int(recipe.batch_size):
+            bad(key, "it must be an integer >= 1")
+    for key in ("epochs", "iterations", "early_stopping_patience", "max_epochs", "max_steps_per_epoch"):
+        if getattr(recipe, key) is not None and not _positive_int(getattr(recipe, key)):
+            bad(key, "it must be an integer >= 1 or null")
+    if (recipe.epochs is None) == (recipe.iterations is None):
+        bad("epochs", "give exactly one of epochs and iterations (the other null)")
+    if not all(_number(drop) and drop > 0 for drop in recipe.lr_drops) or list(recipe.lr_drops) != sorted(
+        recipe.lr_drops
+    ):
+        bad("lr_drops", "it must be an increasing list of positive numbers")
+    if not isinstance(recipe.nesterov, bool):
+        bad("nesterov", "it must be true or false")
+    if recipe.jit_compile not in (True, False, "auto"):
+        bad("jit_compile", "it must be true, false or 'auto'")
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
