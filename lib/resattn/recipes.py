@@ -46,7 +46,9 @@ class Recipe:
         if not self.lr_drops:
             return self.learning_rate
         per_step = 1 if self.lr_drop_unit == "iteration" else self.steps_per_epoch(train_size)
-        boundaries = [int(drop * per_step) for drop in self.lr_drops]
+        # The optimizer's step counts updates done; Keras keeps the old rate at a boundary itself,
+        # so "divide at 64k" is boundary 64k - 1: update 64,001 is the first at the new rate.
+        boundaries = [int(drop * per_step) - 1 for drop in self.lr_drops]
         values = [self.learning_rate / 10**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 

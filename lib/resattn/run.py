@@ -1,0 +1,49 @@
+"""Runs one config from the command line.
+
+    python -m resattn.run [params/NAME.yaml] [KEY=VALUE ...] --run-dir results/NAME [--force]
+
+KEY=VALUE pairs override the file's keys; values are read as YAML (56, 0.1, null, [65, 120]).
+A bad key or value stops the run with a one-line error before any data is read.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def parse_config(sources):
+    config = {}
+    for source in sources:
+        if "=" in source:
+            key, _, value = source.partition("=")
+            config[key.strip()] = yaml.safe_load(value)
+        else:
+            loaded = yaml.safe_load(Path(source).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{source}: a params file must be a mapping of keys to values")
+            config.update(loaded)
+    return config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m resattn.run", description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="*", help="params files and KEY=VALUE overrides, in order")
+    parser.add_argument("--run-dir", required=True, help="where the run's files go")
+    parser.add_argument("--force", action="store_true", help="retrain a finished run from scratch")
+    args = parser.parse_args(argv)
+    from resattn.training import resolve_run_config, train
+
+    try:
+        config = parse_config(args.sources)
+        resolve_run_config(config)
+    except (ValueError, OSError, yaml.YAMLError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    metrics = train(config, args.run_dir, force=args.force, log=lambda line: print(line, flush=True))
+    return 0 if metrics and metrics.get("status") in ("completed", "early_stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

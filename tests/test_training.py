@@ -1,0 +1,162 @@
+"""The training engine: a short run learns and saves everything, the same seed repeats it, a
+SIGKILLed run resumes, a NaN ends the run, bad configs stop before any data is read."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from resattn.data import load_dataset
+from resattn.recipes import resolve_recipe
+from resattn.training import _apply_weight_decay, resolve_run_config, train
+
+# A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
+QUICK = {
+    "dataset": "synthetic",
+    "synthetic_size": 600,
+    "image_size": 16,
+    "family": "paper",
+    "depth": 56,
+    "recipe": "seed_adam",
+    "max_epochs": 3,
+    "seed": 5,
+}
+RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.keras", "state.json")
+QUIET = {"log": lambda line: None}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference")
+    return run_dir, train(QUICK, run_dir, **QUIET)
+
+
+def history(run_dir):
+    with open(Path(run_dir) / "history.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def test_short_run_learns_and_writes_every_file(reference_run):
+    run_dir, metrics = reference_run
+    assert all((run_dir / name).is_file() for name in RUN_FILES)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert metrics["best_val_accuracy"] > 0.6 and metrics["test_accuracy"] > 0.6  # chance is 0.1
+    assert metrics["parameters"]["total"] > 1_000_000 and metrics["multiply_adds"] > 0
+    assert metrics["seconds_per_epoch"] > 0 and metrics["images_per_second"] > 0
+    rows = history(run_dir)
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["seed"] == 5 and config["versions"]["keras"] == keras.__version__ and config["device"]
+    assert config["recipe"]["batch_size"] == 64 and config["data"]["train_size"] == 480
+
+
+def test_saved_model_loads_in_safe_mode_and_reproduces_the_test_accuracy(reference_run):
+    run_dir, metrics = reference_run
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    data = load_dataset("synthetic", synthetic_size=600, image_size=16, seed=5)
+    predictions = model.predict(data.x_test, verbose=0).argmax(axis=1)
+    assert np.mean(predictions == data.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_same_seed_gives_the_same_history(reference_run, tmp_path):
+    train(QUICK, tmp_path, **QUIET)
+    for first, second in zip(history(reference_run[0]), history(tmp_path), strict=True):
+        assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
+
+
+def test_finished_run_is_not_retrained(reference_run):
+    run_dir, metrics = reference_run
+    saved = (run_dir / "model.keras").stat().st_mtime_ns
+    lines = []
+    assert train(QUICK, run_dir, log=lines.append) == metrics
+    assert "already completed" in lines[0] and (run_dir / "model.keras").stat().st_mtime_ns == saved
+
+
+def start_run(run_dir):
+    args = [f"{key}={value}" for key, value in QUICK.items()]
+    return subprocess.Popen(
+        [sys.executable, "-m", "resattn.run", *args, "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigkilled_run_resumes_from_its_last_epoch(tmp_path):
+    process = start_run(tmp_path)
+    state_file = tmp_path / "state.json"
+    deadline = time.monotonic() + 600
+    while not (state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 1):
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state_file.read_text())["epoch"]
+    assert 1 <= killed_at < 3 and not (tmp_path / "metrics.json").exists()
+
+    resumed = start_run(tmp_path)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert f"resuming from epoch {killed_at}" in output
+    assert [int(row["epoch"]) for row in history(tmp_path)] == [1, 2, 3]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert [p.name for p in tmp_path.glob("checkpoint-*.keras")] == ["checkpoint-0003.keras"]
+
+
+def test_nan_loss_ends_the_run_as_diverged(tmp_path):
+    config = {**QUICK, "recipe": "seed_sgd", "learning_rate": 1e30}
+    metrics = train(config, tmp_path, **QUIET)
+    assert metrics["status"] == "diverged" and metrics["epochs"] == 1
+    assert json.loads((tmp_path / "state.json").read_text())["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    "change, pattern",
+    [
+        ({"depth": 57}, r"depth=57 .*\(56, 92, 128, 164, 236, 452\)"),
+        ({"learning_rte": 0.1}, r"unknown config key 'learning_rte'; valid keys: recipe, seed, dataset"),
+        ({"recipe": "sgd"}, r"recipe='sgd' .*\('seed_adam', 'seed_sgd', 'paper'\)"),
+        ({"batch_size": 0}, r"batch_size=0 .*integer >= 1"),
+        ({"early_stopping_monitor": "loss"}, r"early_stopping_monitor='loss' .*\('accuracy', 'val_accuracy'\)"),
+        ({"precision": "fp8"}, r"precision='fp8' .*'float32', 'bfloat16', 'float16'"),
+        ({"dataset": "cifar10", "image_size": 16}, r"image_size=16 .*CIFAR images are 32"),
+        ({"mechanism": "both"}, r"mechanism='both' .*\('arl', 'nal'\)"),
+    ],
+)
+def test_bad_config_stops_before_any_data_is_read(tmp_path, change, pattern):
+    config = {**QUICK, "dataset": "image_folder", "data_dir": str(tmp_path / "absent"), **change}
+    with pytest.raises(ValueError, match=pattern):
+        train(config, tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run").exists()
+
+
+def test_recipes_are_the_published_ones():
+    paper = resolve_recipe("paper")
+    assert paper.epochs_for(50_000) == 205  # 160k iterations of batch 64 over 50,000 images
+    schedule = paper.learning_rate_schedule(50_000)
+    assert [float(schedule(step)) for step in (0, 63_999, 64_000, 96_000)] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    seed_sgd = resolve_recipe("seed_sgd")
+    schedule = seed_sgd.learning_rate_schedule(40_000)  # 625 steps per epoch
+    assert float(schedule(65 * 625 - 1)) == pytest.approx(0.1) and float(schedule(65 * 625)) == pytest.approx(0.01)
+    assert resolve_recipe("seed_adam", learning_rate=3e-4, max_epochs=2).epochs_for(40_000) == 2
+    assert resolve_run_config({"recipe": "seed_adam"})["recipe"].early_stopping_monitor == "accuracy"
+
+
+def test_weight_decay_adds_wd_times_w_to_the_gradient():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones", use_bias=False)(inputs))
+    _apply_weight_decay(model, 0.1)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    model.train_on_batch(np.zeros((1, 4), "float32"), np.zeros((1, 2), "float32"))
+    np.testing.assert_allclose(model.layers[1].kernel.numpy(), 0.9)  # w - lr * wd * w
