@@ -10,7 +10,7 @@ EXTRAS := dev$(if $(HAS_GPU),$(comma)gpu)
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test table clean
+.PHONY: setup test table cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,13 @@ test: setup
 
 table: setup
 	$(BIN)/python -m resattn.model_table
+
+# The seed's Attention-56 for two epochs on 5,000 of the real CIFAR-10 training images in
+# ../shared/data (4,000 to train, 1,000 held out), on whatever device is here.
+SHARED_CIFAR10 ?= ../shared/data/cifar10-jpeg-train.tar.gz
+cifar10-subset: setup
+	$(BIN)/python -m resattn.run dataset=image_folder data_dir=$(SHARED_CIFAR10) limit=5000 \
+		family=seed depth=56 recipe=seed_adam max_epochs=2 --run-dir results/cifar10-subset-seed56 --force
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -224,6 +224,7 @@ def build_model(family="seed", depth=56, **options):
         config["num_classes"],
         activation="softmax",
         kernel_initializer=convention.kernel_initializer,
+        dtype="float32",  # the softmax stays in float32 under a mixed-precision policy
         name="predictions",
     )(x)
     return keras.Model(inputs, outputs, name=config["name"])

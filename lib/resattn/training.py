@@ -334,11 +334,10 @@ def _finite(value):
 
 
 def _summary_line(metrics):
-    test = metrics["test_accuracy"]
     return (
-        f"{metrics['status']} after {metrics['epochs']} epochs: best val_accuracy {metrics['best_val_accuracy']}"
-        f", test accuracy {test if test is not None else 'n/a (no test split)'}"
-        f", {metrics['seconds_per_epoch']:.2f} s per epoch"
+        f"{metrics['status']} after {metrics['epochs']} epochs: best val_accuracy {_figure(metrics['best_val_accuracy'])}"
+        f", test accuracy {_figure(metrics['test_accuracy'])}, {_figure(metrics['seconds_per_epoch'])} s per epoch"
+        " (mean after the first)"
     )
 
 
