@@ -19,7 +19,7 @@ def count_multiply_adds(model):
     paper's count.
     """
     total = 0
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, layers.Conv2D):
             _, height, width, out_channels = layer.output.shape
             in_channels = layer.input.shape[-1] // layer.groups
@@ -29,9 +29,10 @@ def count_multiply_adds(model):
     return total
 
 
-def _leaf_layers(model):
+def leaf_layers(model):
+    """Every layer of a model, nested models opened up."""
     for layer in model.layers:
         if hasattr(layer, "layers"):
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer

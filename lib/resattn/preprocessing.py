@@ -9,10 +9,13 @@ from keras import layers
 SEED_MEAN = (125.3, 123.0, 113.9)
 SEED_STD = (63.0, 62.1, 66.7)
 SEED_SHIFT = 0.15
+PREPROCESSINGS = ("seed", "paper")
 
 
 def preprocessing_layers(kind, x_train, seed):
     """The layers between a uint8 image and the network, for the `seed` or `paper` recipe."""
+    if kind not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing={kind!r} is not valid; choose one of {PREPROCESSINGS}")
     if kind == "seed":
         return [
             layers.Normalization(mean=SEED_MEAN, variance=np.square(SEED_STD), name="seed_standardize"),

@@ -5,9 +5,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 
+from resattn.preprocessing import PREPROCESSINGS
+
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("accuracy", "val_accuracy")
-PREPROCESSINGS = ("seed", "paper")
 PRECISIONS = ("float32", "bfloat16", "float16")
 
 
@@ -129,15 +130,13 @@ def _check(recipe):
     ):
         if getattr(recipe, key) not in choices:
             bad(key, f"choose one of {choices}")
-    for key in ("learning_rate",):
-        if not _number(recipe.learning_rate) or recipe.learning_rate <= 0:
-            bad(key, "it must be a number > 0")
+    if not _number(recipe.learning_rate) or recipe.learning_rate <= 0:
+        bad("learning_rate", "it must be a number > 0")
     for key in ("momentum", "weight_decay"):
         if not _number(getattr(recipe, key)) or getattr(recipe, key) < 0:
             bad(key, "it must be a number >= 0")
-    for key in ("batch_size",):
-        if not _positive_int(recipe.batch_size):
-            bad(key, "it must be an integer >= 1")
+    if not _positive_int(recipe.batch_size):
+        bad("batch_size", "it must be an integer >= 1")
     for key in ("epochs", "iterations", "early_stopping_patience", "max_epochs", "max_steps_per_epoch"):
         if getattr(recipe, key) is not None and not _positive_int(getattr(recipe, key)):
             bad(key, "it must be an integer >= 1 or null")

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resattn.complexity import count_multiply_adds, count_parameters
+from resattn.complexity import count_multiply_adds, count_parameters, leaf_layers
 from resattn.data import CIFAR, DATASETS, check_data_options, load_dataset
 from resattn.networks import KEYWORDS as MODEL_KEYS
 from resattn.networks import build_model, resolve_config
@@ -118,33 +118,19 @@ def _train(resolved, raw_config, run_dir, state, log):
     train_size = len(dataset.x_train)
     epochs = recipe.epochs_for(train_size)
     steps = recipe.steps_per_epoch(train_size)
-    policy = keras.mixed_precision.global_policy()
-    if recipe.precision != "float32":
-        keras.mixed_precision.set_global_policy(f"mixed_{recipe.precision}")
-    try:
-        network = build_model(**model_options)
-        model = training_model(network, recipe.preprocessing, dataset.x_train, seed)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    _apply_weight_decay(model, recipe.weight_decay)
-    model.compile(
-        optimizer=recipe.make_optimizer(train_size),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=recipe.jit_compile,
-    )
-    config = _run_record(resolved, raw_config, model_options, dataset, epochs, steps)
-    _write_json(run_dir / "config.json", config)
-
     if state:
+        # The checkpoint carries the model, the optimizer's state and its step.
         checkpoint = run_dir / state["checkpoint"]
-        # The checkpoint carries the optimizer's state and step; the L2 penalty is not saved.
         model = keras.saving.load_model(checkpoint, safe_mode=True)
-        _apply_weight_decay(model, recipe.weight_decay)
         log(f"resuming from epoch {state['epoch']} ({checkpoint.name})")
     else:
+        model = _new_model(model_options, recipe, dataset, seed, train_size)
         state = {"config": _jsonable(raw_config), "epoch": 0, "status": "running", "history": [], "checkpoint": None}
         state["early_stopping"] = {"best": None, "wait": 0}
+    network = model.layers[-1]
+    _apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model
+    config = _run_record(resolved, raw_config, model_options, dataset, epochs, steps)
+    _write_json(run_dir / "config.json", config)
 
     y_train = keras.utils.to_categorical(dataset.y_train, dataset.num_classes)
     validation = None
@@ -174,6 +160,25 @@ def _train(resolved, raw_config, run_dir, state, log):
     _write_json(run_dir / "metrics.json", metrics)
     log(_summary_line(metrics))
     return metrics
+
+
+def _new_model(model_options, recipe, dataset, seed, train_size):
+    """The network behind its preprocessing, compiled with the recipe's optimizer."""
+    policy = keras.mixed_precision.global_policy()
+    if recipe.precision != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{recipe.precision}")
+    try:
+        network = build_model(**model_options)
+        model = training_model(network, recipe.preprocessing, dataset.x_train, seed)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    model.compile(
+        optimizer=recipe.make_optimizer(train_size),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=recipe.jit_compile,
+    )
+    return model
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -238,17 +243,9 @@ def _apply_weight_decay(model, weight_decay):
     """Adds weight_decay * w to the gradient of every conv and dense kernel, as an L2 penalty."""
     if not weight_decay:
         return
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2)
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
 
 
 def _metrics(model, network, dataset, state, config):

@@ -1,0 +1,78 @@
+"""Scaling and augmentation layers: exact at inference, the published augmentation in training."""
+
+import keras
+import numpy as np
+import pytest
+
+from resattn.preprocessing import SEED_MEAN, SEED_STD, preprocessing_layers, training_model
+
+
+def images(n=6, side=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, side, side, 3)).astype(np.uint8)
+
+
+def apply(layers, x, training):
+    x = keras.ops.convert_to_tensor(x.astype("float32"))
+    for layer in layers:
+        x = layer(x, training=training)
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def test_seed_scaling_at_inference_uses_the_published_statistics():
+    x = images()
+    out = apply(preprocessing_layers("seed", x, seed=0), x, training=False)
+    np.testing.assert_allclose(out, (x - np.array(SEED_MEAN)) / np.array(SEED_STD), rtol=1e-5, atol=1e-5)
+
+
+def test_paper_scaling_subtracts_the_per_pixel_mean_of_the_training_images():
+    x = images()
+    out = apply(preprocessing_layers("paper", x, seed=0), x, training=False)
+    np.testing.assert_allclose(out, x - x.astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e-4)
+
+
+def shifted(image, dy, dx):
+    """The image moved by (dy, dx) pixels with zero fill: zero-pad 4 then crop, in one step."""
+    side = image.shape[0]
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+    return padded[4 - dy : 4 - dy + side, 4 - dx : 4 - dx + side]
+
+
+def test_paper_augmentation_is_an_integer_pad_crop_shift_and_flip():
+    x = images(n=8)
+    layers = preprocessing_layers("paper", x, seed=3)
+    base = apply(layers[:1], x, training=False)
+    out = apply(layers, x, training=True)
+    moved = 0
+    for original, augmented in zip(base, out):
+        matches = [
+            (dy, dx, flip)
+            for dy in range(-4, 5)
+            for dx in range(-4, 5)
+            for flip in (False, True)
+            if np.allclose(shifted(original[:, ::-1] if flip else original, dy, dx), augmented, atol=1e-4)
+        ]
+        assert matches, "an augmented image is not a pad-crop shift (and flip) of its input"
+        moved += (0, 0, False) not in matches
+    assert moved > 0
+
+
+def test_seed_augmentation_acts_in_training_only():
+    x = images()
+    layers = preprocessing_layers("seed", x, seed=1)
+    inference = apply(layers, x, training=False)
+    assert not np.allclose(apply(layers, x, training=True), inference)
+
+
+def test_training_model_takes_uint8_images_and_wraps_the_network():
+    x = images(side=8)
+    inputs = keras.Input((8, 8, 3))
+    network = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs), name="net")
+    model = training_model(network, "seed", x, seed=0)
+    assert model.layers[-1] is network and model.name == "net"
+    expected = ((x - np.array(SEED_MEAN)) / np.array(SEED_STD)).mean(axis=(1, 2))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_preprocessing_is_refused():
+    with pytest.raises(ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper'\)"):
+        preprocessing_layers("imagenet", images(), seed=0)
