@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from resattn.complexity import count_multiply_adds, count_parameters, leaf_layers
-from resattn.data import CIFAR, DATASETS, check_data_options, load_dataset
+from resattn.data import CIFAR, check_data_options, load_dataset
 from resattn.networks import KEYWORDS as MODEL_KEYS
 from resattn.networks import build_model, resolve_config
 from resattn.preprocessing import training_model
