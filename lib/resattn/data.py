@@ -80,10 +80,6 @@ class Dataset:
     def num_classes(self):
         return len(self.class_names)
 
-    @property
-    def image_shape(self):
-        return tuple(self.x_train.shape[1:])
-
 
 def load_dataset(
     dataset,

@@ -29,9 +29,6 @@ from resattn.preprocessing import training_model
 from resattn.recipes import FIELDS as RECIPE_KEYS
 from resattn.recipes import resolve_recipe
 
-DATA_KEYS = ("dataset", "data_dir", "validation_split", "label_noise", "image_size", "limit", "synthetic_size")
-RUN_KEYS = ("recipe", "seed")
-CONFIG_KEYS = RUN_KEYS + DATA_KEYS + tuple(k for k in MODEL_KEYS if k != "input_shape") + RECIPE_KEYS
 DATA_DEFAULTS = {
     "dataset": "synthetic",
     "data_dir": None,
@@ -41,6 +38,8 @@ DATA_DEFAULTS = {
     "limit": None,
     "synthetic_size": 2000,
 }
+RUN_KEYS = ("recipe", "seed")
+CONFIG_KEYS = RUN_KEYS + tuple(DATA_DEFAULTS) + tuple(k for k in MODEL_KEYS if k != "input_shape") + RECIPE_KEYS
 FINISHED = ("completed", "early_stopped", "diverged")
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
