@@ -1,4 +1,4 @@
-# The README's commands: `make table` (the main job for now) and `make test`.
+# The README's commands: `make reproduce-all` (the main job; `make smoke` first) and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +10,21 @@ EXTRAS := dev$(if $(HAS_GPU),$(comma)gpu)
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test table cifar10-subset clean
+# The settings of every reproduce target (README, "Reproducing"):
+#   DATA=keras      CIFAR through keras.datasets (downloads once); or a folder holding
+#                   cifar-10-python.tar.gz / cifar-100-python.tar.gz, for offline machines
+#   GPUS=auto       one config per GPU at a time, every GPU nvidia-smi lists; or 0,1,... or cpu
+#   JOBS=1          configs at once on a machine without a GPU
+#   SEEDS=          e.g. 0,1,2: every config once per seed (tables show mean and std)
+#   PROFILE=full    full (as published), quick (a tenth of the schedule) or smoke
+DATA ?= keras
+GPUS ?= auto
+JOBS ?= 1
+SEEDS ?=
+PROFILE ?= full
+REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
+
+.PHONY: setup test table reproduce-all reproduce-seed reproduce-paper smoke results lab cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +32,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	@# Kernels send TensorFlow's C++ log lines to the terminal (and log.txt), not into the notebooks.
+	mkdir -p $(VENV)/etc/ipython
+	echo "c.IPKernelApp.capture_fd_output = False" > $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $@
 
 test: setup
@@ -25,6 +42,25 @@ test: setup
 
 table: setup
 	$(BIN)/python -m resattn.model_table
+
+reproduce-all: setup
+	$(REPRODUCE) --profile $(PROFILE) --subset all
+
+reproduce-seed: setup
+	$(REPRODUCE) --profile $(PROFILE) --subset seed
+
+reproduce-paper: setup
+	$(REPRODUCE) --profile $(PROFILE) --subset paper
+
+# Every config under the smoke profile, two at a time on the CPU, into results/smoke/.
+smoke: setup
+	$(BIN)/python -m resattn.reproduce --profile smoke --gpus cpu --jobs 2 --subset all
+
+results: setup
+	$(REPRODUCE) --profile $(PROFILE) --results-only
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
 
 # The seed's Attention-56 for two epochs on 5,000 of the real CIFAR-10 training images in
 # ../shared/data (4,000 to train, 1,000 held out), on whatever device is here.

@@ -32,6 +32,7 @@ class CifarFormat:
     meta: str
     names_key: bytes
     train_size: int
+    classes: int
 
 
 CIFAR = {
@@ -45,6 +46,7 @@ CIFAR = {
         meta="batches.meta",
         names_key=b"label_names",
         train_size=50_000,
+        classes=10,
     ),
     "cifar100": CifarFormat(
         archive="cifar-100-python.tar.gz",
@@ -56,6 +58,7 @@ CIFAR = {
         meta="meta",
         names_key=b"fine_label_names",
         train_size=50_000,
+        classes=100,
     ),
 }
 
@@ -80,6 +83,13 @@ class Dataset:
     def num_classes(self):
         return len(self.class_names)
 
+    def summary(self):
+        return (
+            f"{self.name}, {len(self.x_train):,} training / {len(self.x_val):,} validation"
+            f" / {0 if self.x_test is None else len(self.x_test):,} test images, {self.num_classes} classes"
+            + (f", {self.noisy_labels:,} noisy labels" if self.noisy_labels else "")
+        )
+
 
 def load_dataset(
     dataset,
@@ -90,6 +100,7 @@ def load_dataset(
     image_size=32,
     limit=None,
     synthetic_size=2000,
+    synthetic_classes=10,
 ):
     """Loads `dataset` (one of DATASETS) and splits off a validation set.
 
@@ -99,14 +110,14 @@ def load_dataset(
     training images, the same number from each class, chosen by seed.
     """
     name = dataset
-    check_data_options(name, data_dir, validation_split, label_noise, image_size, limit)
+    check_data_options(name, data_dir, validation_split, label_noise, image_size, limit, synthetic_classes)
     rng = np.random.default_rng(seed)
     if name in CIFAR:
         (x, y), test, class_names = load_cifar(name, data_dir)
     elif name == "image_folder":
         (x, y), test, class_names = load_image_folder(data_dir, image_size, limit, rng)
     else:
-        (x, y), test, class_names = make_synthetic(synthetic_size, image_size, seed)
+        (x, y), test, class_names = make_synthetic(synthetic_size, image_size, seed, synthetic_classes)
     if limit is not None and len(x) > limit:
         keep = _balanced_subset(y, limit, rng)
         x, y = x[keep], y[keep]
@@ -119,7 +130,7 @@ def load_dataset(
     return Dataset(name, class_names, x[train], y_train, x[val], y[val], x_test, y_test, noisy)
 
 
-def check_data_options(name, data_dir, validation_split, label_noise, image_size, limit):
+def check_data_options(name, data_dir, validation_split, label_noise, image_size, limit, synthetic_classes=10):
     """Refuses bad data options before anything is read."""
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r} is not valid; choose one of {DATASETS}")
@@ -133,6 +144,8 @@ def check_data_options(name, data_dir, validation_split, label_noise, image_size
         raise ValueError(f"image_size={image_size!r} is not valid; it must be a positive integer")
     if limit is not None and not (isinstance(limit, int) and limit > 0):
         raise ValueError(f"limit={limit!r} is not valid; it must be a positive integer or null")
+    if not (isinstance(synthetic_classes, int) and synthetic_classes >= 2):
+        raise ValueError(f"synthetic_classes={synthetic_classes!r} is not valid; it must be an integer >= 2")
 
 
 def add_label_noise(labels, fraction, num_classes, rng):

@@ -29,13 +29,18 @@ class Recipe:
     early_stopping_monitor: str = "accuracy"
     precision: str = "float32"
     jit_compile: bool | str = "auto"  # Keras decides: XLA where every layer supports it
+    run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
+    schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)
     max_epochs: int | None = None  # caps for quick runs
     max_steps_per_epoch: int | None = None
 
     def epochs_for(self, train_size):
         """How many epochs this recipe runs on `train_size` images, caps included."""
         steps = self.steps_per_epoch(train_size)
-        epochs = self.epochs if self.iterations is None else math.ceil(self.iterations / steps)
+        if self.iterations is None:
+            epochs = math.ceil(self.epochs * self.schedule_scale)
+        else:
+            epochs = math.ceil(math.ceil(self.iterations * self.schedule_scale) / steps)
         return min(epochs, self.max_epochs) if self.max_epochs else epochs
 
     def steps_per_epoch(self, train_size):
@@ -49,7 +54,7 @@ class Recipe:
         per_step = 1 if self.lr_drop_unit == "iteration" else self.steps_per_epoch(train_size)
         # The optimizer's step counts updates done; Keras keeps the old rate at a boundary itself,
         # so "divide at 64k" is boundary 64k - 1: update 64,001 is the first at the new rate.
-        boundaries = [int(drop * per_step) - 1 for drop in self.lr_drops]
+        boundaries = [int(math.ceil(drop * self.schedule_scale) * per_step) - 1 for drop in self.lr_drops]
         values = [self.learning_rate / 10**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -105,13 +110,19 @@ FIELDS = tuple(field.name for field in fields(Recipe))
 
 
 def resolve_recipe(name, **overrides):
-    """The named recipe with `overrides` applied; a bad name, field or value raises ValueError."""
+    """The named recipe with `overrides` applied; a bad name, field or value raises ValueError.
+
+    Giving one of epochs and iterations replaces the recipe's other: the paper's recipe with
+    epochs=30 runs 30 epochs."""
     if name not in RECIPES:
         raise ValueError(f"recipe={name!r} is not valid; choose one of {tuple(RECIPES)}")
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown recipe field {unknown[0]!r}; valid fields: {', '.join(FIELDS)}")
     overrides = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
+    for given, other in (("epochs", "iterations"), ("iterations", "epochs")):
+        if overrides.get(given) is not None and other not in overrides:
+            overrides[other] = None
     recipe = replace(RECIPES[name], **overrides)
     _check(recipe)
     return recipe
@@ -146,8 +157,11 @@ def _check(recipe):
         recipe.lr_drops
     ):
         bad("lr_drops", "it must be an increasing list of positive numbers")
-    if not isinstance(recipe.nesterov, bool):
-        bad("nesterov", "it must be true or false")
+    for key in ("nesterov", "run_eagerly"):
+        if not isinstance(getattr(recipe, key), bool):
+            bad(key, "it must be true or false")
+    if not _number(recipe.schedule_scale) or not 0 < recipe.schedule_scale <= 1:
+        bad("schedule_scale", "it must be a number in (0, 1]")
     if recipe.jit_compile not in (True, False, "auto"):
         bad("jit_compile", "it must be true, false or 'auto'")
 

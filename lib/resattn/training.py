@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ DATA_DEFAULTS = {
     "image_size": 32,
     "limit": None,
     "synthetic_size": 2000,
+    "synthetic_classes": 10,
 }
 RUN_KEYS = ("recipe", "seed")
 CONFIG_KEYS = RUN_KEYS + tuple(DATA_DEFAULTS) + tuple(k for k in MODEL_KEYS if k != "input_shape") + RECIPE_KEYS
@@ -56,7 +58,8 @@ def resolve_run_config(raw):
         raise ValueError(f"seed={seed!r} is not valid; it must be an integer >= 0")
     data = {key: raw.get(key, default) for key, default in DATA_DEFAULTS.items()}
     check_data_options(
-        data["dataset"], data["data_dir"], data["validation_split"], data["label_noise"], data["image_size"], data["limit"]
+        data["dataset"], data["data_dir"], data["validation_split"], data["label_noise"], data["image_size"],
+        data["limit"], data["synthetic_classes"],
     )
     if data["dataset"] in CIFAR and data["image_size"] != 32:
         raise ValueError(f"image_size={data['image_size']!r} is not valid for {data['dataset']}; CIFAR images are 32")
@@ -70,25 +73,26 @@ def resolve_run_config(raw):
 
 
 def _classes_known_before_loading(data):
-    if data["dataset"] == "cifar100":
-        return 100
+    if data["dataset"] in CIFAR:
+        return CIFAR[data["dataset"]].classes
     if data["dataset"] == "image_folder":
         return None  # counted from the folder once it is read
-    return 10
+    return data["synthetic_classes"]
 
 
-def train(raw_config, run_dir, force=False, log=print):
+def train(raw_config, run_dir, force=False, log=print, dataset=None):
     """Trains one config into `run_dir`, resuming a killed run; returns the metrics dict.
 
     A finished run (completed, early stopped or diverged) is not retrained unless `force`.
+    `dataset`: the config's data if the caller has loaded it already (`load_run_data`).
     """
     run_dir = Path(run_dir)
     resolved = resolve_run_config(raw_config)
-    state = _read_json(run_dir / "state.json")
+    state = read_json(run_dir / "state.json")
     if state and state["status"] in FINISHED and not force:
         log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
-        return _read_json(run_dir / "metrics.json")
-    if force or (state and state.get("config") != _jsonable(raw_config)):
+        return read_json(run_dir / "metrics.json")
+    if force or (state and state.get("config") != jsonable(raw_config)):
         if state and not force:
             log(f"{run_dir}: the config changed since the last run; starting again")
         state = None
@@ -96,24 +100,27 @@ def train(raw_config, run_dir, force=False, log=print):
             stale.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(resolved, raw_config, run_dir, state, log)
+        return _train(resolved, raw_config, run_dir, state, log, dataset)
     except Exception as error:
         _write_json(run_dir / "metrics.json", {"status": "failed", "error": f"{type(error).__name__}: {error}"})
         raise
 
 
-def _train(resolved, raw_config, run_dir, state, log):
-    seed, recipe, data_options = resolved["seed"], resolved["recipe"], resolved["data"]
+def load_run_data(raw_config):
+    """The dataset a config trains and tests on, split and noised as its run does."""
+    resolved = resolve_run_config(raw_config)
+    return load_dataset(**resolved["data"], seed=resolved["seed"])
+
+
+def _train(resolved, raw_config, run_dir, state, log, dataset):
+    seed, recipe = resolved["seed"], resolved["recipe"]
     keras.utils.set_random_seed(seed)
-    dataset = load_dataset(**data_options, seed=seed)
+    if dataset is None:
+        dataset = load_dataset(**resolved["data"], seed=seed)
     model_options = {**resolved["model"], "num_classes": resolved["model"]["num_classes"] or dataset.num_classes}
     if model_options["num_classes"] != dataset.num_classes:
         raise ValueError(f"num_classes={model_options['num_classes']} but {dataset.name} has {dataset.num_classes} classes")
-    log(
-        f"data: {dataset.name}, {len(dataset.x_train):,} training / {len(dataset.x_val):,} validation"
-        f" / {0 if dataset.x_test is None else len(dataset.x_test):,} test images, {dataset.num_classes} classes"
-        + (f", {dataset.noisy_labels:,} noisy labels" if dataset.noisy_labels else "")
-    )
+    log(f"data: {dataset.summary()}")
     train_size = len(dataset.x_train)
     epochs = recipe.epochs_for(train_size)
     steps = recipe.steps_per_epoch(train_size)
@@ -124,14 +131,17 @@ def _train(resolved, raw_config, run_dir, state, log):
         log(f"resuming from epoch {state['epoch']} ({checkpoint.name})")
     else:
         model = _new_model(model_options, recipe, dataset, seed, train_size)
-        state = {"config": _jsonable(raw_config), "epoch": 0, "status": "running", "history": [], "checkpoint": None}
+        state = {"config": jsonable(raw_config), "epoch": 0, "status": "running", "history": [], "checkpoint": None}
         state["early_stopping"] = {"best": None, "wait": 0}
     network = model.layers[-1]
     _apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model
     config = _run_record(resolved, raw_config, model_options, dataset, epochs, steps)
     _write_json(run_dir / "config.json", config)
 
-    y_train = keras.utils.to_categorical(dataset.y_train, dataset.num_classes)
+    # Capped epochs train on the same fixed subset each epoch (the split is already shuffled):
+    # Keras would carry its batch iterator over from one capped epoch to the next instead.
+    x_train, y_train = dataset.x_train[: steps * recipe.batch_size], dataset.y_train[: steps * recipe.batch_size]
+    y_train = keras.utils.to_categorical(y_train, dataset.num_classes)
     validation = None
     if len(dataset.x_val):
         validation = (dataset.x_val, keras.utils.to_categorical(dataset.y_val, dataset.num_classes))
@@ -139,12 +149,11 @@ def _train(resolved, raw_config, run_dir, state, log):
     if state["epoch"] < epochs:
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of {steps} steps")
         model.fit(
-            dataset.x_train,
+            x_train,
             y_train,
             batch_size=recipe.batch_size,
             epochs=epochs,
             initial_epoch=state["epoch"],
-            steps_per_epoch=steps if recipe.max_steps_per_epoch else None,
             validation_data=validation,
             shuffle=True,
             verbose=0,
@@ -154,7 +163,8 @@ def _train(resolved, raw_config, run_dir, state, log):
         state["status"] = "completed"
     recorder.save_state()
     if state["status"] != "diverged":
-        _save_model(model, run_dir / "model.keras")
+        # The last checkpoint holds this very model and optimizer state: copying it is faster than saving.
+        _atomic_write(run_dir / "model.keras", lambda temporary: shutil.copyfile(run_dir / state["checkpoint"], temporary))
     metrics = _metrics(model, network, dataset, state, config)
     _write_json(run_dir / "metrics.json", metrics)
     log(_summary_line(metrics))
@@ -175,7 +185,8 @@ def _new_model(model_options, recipe, dataset, seed, train_size):
         optimizer=recipe.make_optimizer(train_size),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=recipe.jit_compile,
+        jit_compile=False if recipe.run_eagerly else recipe.jit_compile,  # saved with the model
+        run_eagerly=recipe.run_eagerly,
     )
     return model
 
@@ -276,13 +287,13 @@ def _metrics(model, network, dataset, state, config):
 
 def _run_record(resolved, raw_config, model_options, dataset, epochs, steps):
     return {
-        "config": _jsonable(raw_config),
+        "config": jsonable(raw_config),
         "seed": resolved["seed"],
         "recipe_name": resolved["recipe_name"],
         "recipe": resolved["recipe"].to_dict(),
         "data": {**resolved["data"], "classes": dataset.class_names, "train_size": len(dataset.x_train),
                  "val_size": len(dataset.x_val), "noisy_labels": dataset.noisy_labels},
-        "model": _jsonable(resolve_config(**model_options)),
+        "model": jsonable(resolve_config(**model_options)),
         "epochs": epochs,
         "steps_per_epoch": steps,
         "versions": {
@@ -350,7 +361,7 @@ def _atomic_write(path, write):
 
 def _write_json(path, value):
     def write(temporary):
-        temporary.write_text(json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n")
+        temporary.write_text(json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n")
 
     _atomic_write(path, write)
 
@@ -367,18 +378,18 @@ def _save_model(model, path):
     _atomic_write(path, lambda temporary: model.save(temporary))
 
 
-def _read_json(path):
+def read_json(path):
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, (np.integer, np.floating)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

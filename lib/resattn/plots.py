@@ -1,0 +1,108 @@
+"""The figures: sample images, learning curves, every run's curves in one grid, our figures
+against the reported ones, and soft masks over images."""
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def sample_images(images, labels, class_names, count=16, columns=8):
+    """A grid of the first `count` images with their labels."""
+    count = min(count, len(images))
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, label in zip(axes.flat, images[:count], labels[:count]):
+        axis.imshow(image)
+        axis.set_title(class_names[label], fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def learning_curves(history, title=""):
+    """Training and validation accuracy and loss against epoch, from one run's history.csv."""
+    long = history.melt(id_vars="epoch", value_vars=[c for c in ("accuracy", "val_accuracy", "loss", "val_loss") if c in history])
+    long = long.dropna(subset=["value"])
+    long["metric"] = long["variable"].str.replace("val_", "", regex=False)
+    long["split"] = np.where(long["variable"].str.startswith("val_"), "validation", "training")
+    grid = sns.relplot(
+        data=long, x="epoch", y="value", hue="split", col="metric", kind="line", marker="o",
+        facet_kws={"sharey": False}, height=3.2, aspect=1.3,
+    )
+    grid.set_titles("{col_name}")
+    if title:
+        grid.figure.suptitle(title, y=1.04)
+    return grid.figure
+
+
+def curves_grid(histories, metric="accuracy", columns=4):
+    """One panel per run: training and validation `metric` against epoch."""
+    data = histories[histories["metric"] == metric]
+    if data.empty:
+        figure, axis = plt.subplots(figsize=(6, 1))
+        axis.axis("off")
+        axis.text(0.5, 0.5, "no run has a history yet", ha="center", va="center")
+        return figure
+    grid = sns.relplot(
+        data=data, x="epoch", y="value", hue="split", col="run", col_wrap=min(columns, data["run"].nunique()),
+        kind="line", height=2.4, aspect=1.3, facet_kws={"sharey": False, "sharex": False},
+    )
+    grid.set_titles("{col_name}", size=8)
+    grid.set_ylabels(metric)
+    return grid.figure
+
+
+def comparison_chart(table, ours, reported, title):
+    """Our figure (mean, with the standard deviation over seeds) beside the reported one, per row."""
+    frame = table.reset_index()
+    positions = np.arange(len(frame))
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(frame) + 2), 3.6))
+    palette = sns.color_palette()
+    std = frame["± std"].fillna(0) if "± std" in frame else None
+    axis.bar(positions - 0.2, frame[ours], 0.4, yerr=std, capsize=3, color=palette[0], label=f"{ours}: this project")
+    axis.bar(positions + 0.2, frame[reported], 0.4, color=palette[1], label=reported)
+    if frame[ours].isna().all():
+        axis.text(0.5, 0.5, "no finished run yet", transform=axis.transAxes, ha="center", va="center")
+    axis.set_xticks(positions, frame[frame.columns[0]], rotation=30, ha="right")
+    axis.set_ylabel(ours)
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def attention_overlays(images, masks, titles):
+    """Each image, then the mean soft mask of each attention module over it (the paper's Figure 1).
+
+    masks: {module name: array (images, h, w)}, each stretched over the image."""
+    names = list(masks)
+    # One colour scale per module over all the images: 0 to 1 for the sigmoid masks, so a flat
+    # mask looks flat; the channel activation's signed values use their own range.
+    scales = {}
+    for name in names:
+        low, high = float(masks[name].min()), float(masks[name].max())
+        scales[name] = (0.0, 1.0) if 0 <= low and high <= 1 else (low, high)
+    figure, axes = plt.subplots(
+        len(images), len(names) + 1, figsize=(1.7 * (len(names) + 1), 1.8 * len(images)), squeeze=False
+    )
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image)
+        axes[row, 0].set_title(titles[row], fontsize=7)
+        for column, name in enumerate(names, start=1):
+            height, width = image.shape[:2]
+            axes[row, column].imshow(image)
+            axes[row, column].imshow(
+                masks[name][row], cmap="jet", alpha=0.5, interpolation="bilinear", vmin=scales[name][0], vmax=scales[name][1],
+                extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+            )
+            if row == 0:
+                axes[row, column].set_title(name.replace("_mask_activation", ""), fontsize=7)
+    for axis in axes.flat:
+        axis.axis("off")
+    figure.tight_layout()
+    return figure

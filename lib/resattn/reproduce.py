@@ -1,0 +1,275 @@
+"""Runs every config in params/ through notebooks/train.ipynb with papermill, then results.ipynb.
+
+    python -m resattn.reproduce [--subset all|seed|paper] [--profile full|quick|smoke]
+        [--data keras|DIR] [--gpus auto|cpu|0,1,...] [--jobs N] [--seeds 0,1,2] [--results DIR]
+
+Every config is checked first (its keys against the notebook's parameters, its values against
+the library), so a misspelt key stops everything before any training. Each config then runs into
+`<results>/<config>/`: the executed notebook, its log and the run's files. A finished config is
+skipped, an interrupted one resumes from its last epoch, a failing one is recorded in
+`notebook-error.txt` and the others go on. The command ends with the summary table, and exits 1
+if any config failed.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from resattn.configs import (
+    SUBSETS,
+    ConfigError,
+    check_config,
+    config_keys,
+    list_configs,
+    read_profile,
+)
+from resattn.training import FINISHED, jsonable, read_json
+
+TRAIN_NOTEBOOK = "train.ipynb"
+RESULTS_NOTEBOOK = "results.ipynb"
+ERROR_FILE = "notebook-error.txt"
+# The lines of a run shown on the console (all of its output goes to its log.txt): the training's
+# progress and any error.
+PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
+
+
+@dataclass
+class Job:
+    name: str
+    run_dir: Path
+    config: dict  # what the notebook is given (its profile not yet applied)
+    effective: dict  # what it will train, profile applied: compared with a run's saved config
+
+
+def results_root(results, profile):
+    """Where a profile's runs go: results/ for the published recipe, results/<profile>/ otherwise."""
+    if results is not None:
+        return Path(results)
+    return Path("results") if profile == "full" else Path("results") / profile
+
+
+def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds):
+    """Checks every config of the subset and returns the runs to make; raises ConfigError on the
+    first bad file, before anything runs."""
+    notebook = Path(notebooks_dir) / TRAIN_NOTEBOOK
+    config_keys(notebook)  # the notebook and the library agree on the keys
+    profile = read_profile(params_dir, profile_name)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
+                          " and/or cifar-100-python.tar.gz, or 'keras' to download through keras.datasets")
+    paths = list_configs(params_dir, subset)
+    if not paths:
+        raise ConfigError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
+    jobs = []
+    for path in paths:
+        config, effective = check_config(path, notebook, profile, data_dir)
+        for seed in seeds or [effective["seed"]]:
+            name = path.stem if seed == effective["seed"] else f"{path.stem}-seed{seed}"
+            jobs.append(Job(name, None, {**config, "seed": seed}, {**effective, "seed": seed}))
+    return jobs
+
+
+def is_finished(job):
+    """A run that needs nothing more: finished training with this very config, notebook done."""
+    state = read_json(job.run_dir / "state.json") or {}
+    metrics = read_json(job.run_dir / "metrics.json") or {}
+    return (
+        metrics.get("status") in FINISHED
+        and state.get("config") == jsonable(job.effective)
+        and (job.run_dir / TRAIN_NOTEBOOK).exists()
+        and not (job.run_dir / ERROR_FILE).exists()
+    )
+
+
+def find_gpus():
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(listing.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def device_slots(gpus, jobs):
+    """One slot per GPU (CUDA_VISIBLE_DEVICES for its run), or `jobs` CPU slots."""
+    if gpus == "auto":
+        found = find_gpus()
+        return found or [None] * jobs
+    if gpus == "cpu":
+        return ["-1"] * jobs
+    slots = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
+    if not slots or not all(slot.isdigit() for slot in slots):
+        raise ConfigError(f"gpus={gpus!r} is not valid; give auto, cpu or GPU indices like 0,1")
+    return slots
+
+
+class Runner:
+    """Executes jobs on device slots, one job per slot at a time, streaming each run's output to
+    its log.txt and, prefixed with the config's name, to the console."""
+
+    def __init__(self, notebooks_dir, profile, slots, echo=print):
+        self.notebooks_dir, self.profile, self.echo = Path(notebooks_dir).resolve(), profile, echo
+        self.free = list(slots)
+        self.lock = threading.Lock()
+        self.processes = set()
+
+    def run(self, job):
+        with self.lock:
+            slot = self.free.pop()
+        try:
+            return self._execute(job, slot)
+        finally:
+            with self.lock:
+                self.free.append(slot)
+
+    def _execute(self, job, slot):
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        parameters = {**job.config, "profile": self.profile, "run_dir": str(job.run_dir.resolve()), "force": False}
+        (job.run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
+        env = dict(os.environ)
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot
+        command = [
+            sys.executable, "-m", "papermill", str(self.notebooks_dir / TRAIN_NOTEBOOK),
+            str(job.run_dir / TRAIN_NOTEBOOK), "-f", str(job.run_dir / "parameters.yaml"),
+            "--cwd", str(self.notebooks_dir), "--log-output", "--no-progress-bar",
+        ]
+        where = "CPU" if slot in (None, "-1") else f"GPU {slot}"
+        self.echo(f"[{job.name}] start on {where}")
+        with open(job.run_dir / "log.txt", "w") as log:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            with self.lock:
+                self.processes.add(process)
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if _worth_showing(line):
+                    self.echo(f"[{job.name}] {line.rstrip()}")
+            process.wait()
+            with self.lock:
+                self.processes.discard(process)
+        if process.returncode == 0:
+            (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
+            self.echo(f"[{job.name}] done")
+            return True
+        error = last_error((job.run_dir / "log.txt").read_text())
+        (job.run_dir / ERROR_FILE).write_text(f"the notebook stopped (exit {process.returncode}); see log.txt\n{error}\n")
+        self.echo(f"[{job.name}] FAILED: {error}")
+        return False
+
+    def stop(self):
+        with self.lock:
+            for process in self.processes:
+                process.terminate()
+
+
+def _worth_showing(line):
+    return bool(PROGRESS.search(line.strip()))
+
+
+def last_error(output):
+    """The exception line papermill reports, or the output's last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
+    return (errors or lines or ["(no output)"])[-1]
+
+
+def run_results(notebooks_dir, results_dir, params_dir, echo=print):
+    """Executes results.ipynb over `results_dir`; its output notebook goes there too."""
+    notebooks_dir = Path(notebooks_dir).resolve()
+    command = [
+        sys.executable, "-m", "papermill", str(notebooks_dir / RESULTS_NOTEBOOK),
+        str(Path(results_dir) / RESULTS_NOTEBOOK), "-p", "results_dir", str(Path(results_dir).resolve()),
+        "-p", "params_dir", str(Path(params_dir).resolve()), "--cwd", str(notebooks_dir), "--no-progress-bar",
+    ]
+    echo(f"results: executing {RESULTS_NOTEBOOK} over {results_dir}/")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        echo(f"results: FAILED: {last_error(done.stdout + done.stderr)}")
+        return False
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m resattn.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
+    parser.add_argument("--profile", default="full", help="full, quick, smoke or any params/profiles/*.yaml")
+    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR) or a folder of the official archives")
+    parser.add_argument("--gpus", default="auto", help="auto (every GPU nvidia-smi lists), cpu, or indices: 0,1")
+    parser.add_argument("--jobs", type=int, default=1, help="configs at once when running on the CPU")
+    parser.add_argument("--seeds", default=None, help="run every config once per seed, e.g. 0,1,2")
+    parser.add_argument("--results", default=None, help="results folder (default results/, or results/<profile>/)")
+    parser.add_argument("--params", default="params", help="the configs' folder")
+    parser.add_argument("--notebooks", default="notebooks", help="the notebooks' folder")
+    parser.add_argument("--results-only", action="store_true", help="only rebuild the results notebook and summary")
+    args = parser.parse_args(argv)
+    results_dir = results_root(args.results, args.profile)
+    data_dir = None if args.data in ("", "keras") else Path(args.data)
+    try:
+        if args.jobs < 1:
+            raise ConfigError(f"jobs={args.jobs} is not valid; it must be an integer >= 1")
+        seeds = _parse_seeds(args.seeds)
+        jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
+        slots = device_slots(args.gpus, args.jobs)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = []
+    if not args.results_only:
+        failed = _run_all(jobs, results_dir, args, slots)
+        if failed is None:
+            return 130
+    if not run_results(args.notebooks, results_dir, args.params):
+        return 1
+    print((results_dir / "summary.md").read_text(), flush=True)
+    if failed:
+        print(f"{len(failed)} config(s) failed: {', '.join(failed)} (each has {ERROR_FILE} and log.txt)")
+        return 1
+    return 0
+
+
+def _run_all(jobs, results_dir, args, slots):
+    for job in jobs:
+        job.run_dir = results_dir / job.name
+    # Deepest first: the longest runs start early instead of finishing last on one slot.
+    pending = sorted((job for job in jobs if not is_finished(job)), key=lambda job: -job.effective.get("depth", 0))
+    print(
+        f"{len(jobs)} runs under the {args.profile} profile into {results_dir}/: {len(jobs) - len(pending)} finished"
+        f" already (skipped), {len(pending)} to run on {len(slots)} slot(s)",
+        flush=True,
+    )
+    runner = Runner(args.notebooks, args.profile, slots, echo=lambda line: print(line, flush=True))
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        futures = [pool.submit(runner.run, job) for job in pending]
+        try:
+            outcomes = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            runner.stop()
+            print("interrupted: run the same command again to resume", flush=True)
+            return None
+    return [job.name for job, ok in zip(pending, outcomes) if not ok]
+
+
+def _parse_seeds(text):
+    if text in (None, ""):
+        return None
+    try:
+        seeds = [int(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise ConfigError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2") from None
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise ConfigError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2")
+    return seeds
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Every run under a results folder, in the seed's and the paper's tables beside what they reported.
+
+A run is `results/<config>/` (the config's own seed) or `results/<config>-seed<N>/` (a repeat);
+repeats of one config are shown as a mean and a standard deviation. Every config in params/
+gets a row: a config with no run is `missing`, a run that raised is `failed`, one that was
+killed is `interrupted`; none is dropped.
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from resattn.configs import list_configs, read_mapping
+from resattn.recipes import RECIPES
+from resattn.training import read_json
+
+# FACTS section 1: test accuracy (%), seconds per epoch on a Tesla T4, parameters.
+SEED_REPORTED = {
+    "seed1-cifar10-a56-seedspatial-arl-adam": (86.65, 47.7, 2_893_866),
+    "seed2-cifar10-a56-mixed-arl-adam": (86.26, 48.6, 2_892_970),
+    "seed3-cifar10-a56-mixed-nal-adam": (85.66, 50.3, 2_892_970),
+    "seed4-cifar10-a92-seedspatial-arl-sgd-published": (78.74, 65.0, 9_396_778),
+    "seed4-cifar10-a92-seedspatial-arl-sgd-chained": None,  # our correction: the seed never ran it
+    "seed5-cifar100-a56-mixed-nal-adam": (53.46, 47.0, 2_939_140),
+    "seed6-cifar100-a56-seedspatial-arl-adam": (54.76, 47.0, 2_940_036),
+}
+
+# FACTS section 3: (table, row, config, the paper's test error in %).
+PAPER_ROWS = (
+    ("Table 1", "mixed (f1)", "paper-cifar10-a56-mixed-arl", 5.52),
+    ("Table 1", "channel (f2)", "paper-cifar10-a56-channel-arl", 6.24),
+    ("Table 1", "spatial (f3)", "paper-cifar10-a56-spatial-arl", 6.33),
+    ("Table 3", "Attention-56 ARL", "paper-cifar10-a56-mixed-arl", 5.52),
+    ("Table 3", "Attention-56 NAL", "paper-cifar10-a56-mixed-nal", 5.89),
+    ("Table 3", "Attention-92 ARL", "paper-cifar10-a92-mixed-arl", 4.99),
+    ("Table 3", "Attention-92 NAL", "paper-cifar10-a92-mixed-nal", 5.35),
+    ("Table 3", "Attention-128 ARL", "paper-cifar10-a128-mixed-arl", 4.44),
+    ("Table 3", "Attention-128 NAL", "paper-cifar10-a128-mixed-nal", 5.57),
+    ("Table 3", "Attention-164 ARL", "paper-cifar10-a164-mixed-arl", 4.31),
+    ("Table 3", "Attention-164 NAL", "paper-cifar10-a164-mixed-nal", 7.18),
+    ("Table 4", "encoder-decoder", "paper-cifar10-a56-mixed-arl", 5.52),
+    ("Table 4", "local convolutions", "paper-cifar10-a56-localconv-arl", 6.48),
+    *(
+        ("Table 5", f"{network}, {noise}% noise", f"paper-cifar10-{slug}-noise{noise}", error)
+        for noise, errors in ((10, (5.93, 5.15)), (30, (6.61, 5.79)), (50, (8.35, 7.27)), (70, (17.21, 15.75)))
+        for (network, slug), error in zip((("ResNet-164", "resnet164"), ("Attention-92", "a92")), errors)
+    ),
+    ("Table 6", "ResNet-164, CIFAR-10", "paper-cifar10-resnet164", 5.46),
+    ("Table 6", "ResNet-164, CIFAR-100", "paper-cifar100-resnet164", 24.33),
+    ("Table 6", "Attention-92, CIFAR-10", "paper-cifar10-a92-mixed-arl", 4.99),
+    ("Table 6", "Attention-92, CIFAR-100", "paper-cifar100-a92-mixed-arl", 21.71),
+    ("Table 6", "Attention-236, CIFAR-10", "paper-cifar10-a236-mixed-arl", 4.14),
+    ("Table 6", "Attention-236, CIFAR-100", "paper-cifar100-a236-mixed-arl", 21.16),
+    ("Table 6", "Attention-452, CIFAR-10", "paper-cifar10-a452-mixed-arl", 3.90),
+    ("Table 6", "Attention-452, CIFAR-100", "paper-cifar100-a452-mixed-arl", 20.45),
+)
+PAPER_TABLES = {
+    "Table 1": "CIFAR-10 test error (%) of Attention-56 by mask activation",
+    "Table 3": "CIFAR-10 test error (%), attention residual learning (ARL) against naive attention (NAL)",
+    "Table 4": "CIFAR-10 test error (%) of Attention-56 by mask structure",
+    "Table 5": "CIFAR-10 test error (%) with noisy training labels",
+    "Table 6": "Test error (%) on CIFAR-10 and CIFAR-100",
+}
+FINISHED = ("completed", "early_stopped")
+TIMING_COLUMNS = ("s/epoch", "seed's s/epoch (T4)", "seconds_per_epoch")
+REPEAT = re.compile(r"^(?P<config>.+)-seed(?P<seed>\d+)$")
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "Nesterov SGD"}
+MASK_NAMES = {"seed_spatial": "spatial (seed variant)"}
+
+
+def collect_runs(results_dir, params_dir):
+    """One row per run (and one per config without a run): its status and figures."""
+    results_dir = Path(results_dir)
+    rows = []
+    for path in list_configs(params_dir):
+        config = read_mapping(path)
+        runs = [results_dir / path.stem] if (results_dir / path.stem).is_dir() else []
+        runs += sorted(
+            (run for run in results_dir.glob(f"{path.stem}-seed*") if _repeat_of(run.name) == path.stem),
+            key=lambda run: int(REPEAT.match(run.name)["seed"]),
+        )
+        if not runs:
+            rows.append({"config": path.stem, "run": None, "seed": config.get("seed", 0), "status": "missing"})
+        rows += [_run_row(path.stem, run, config) for run in runs]
+    columns = ["config", "run", "seed", "status", "error", "epochs", "test_accuracy", "test_error",
+               "best_val_accuracy", "seconds_per_epoch", "parameters", "multiply_adds"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _repeat_of(name):
+    match = REPEAT.match(name)
+    return match["config"] if match else None
+
+
+def _run_row(name, run, config):
+    metrics = read_json(run / "metrics.json") or {}
+    state = read_json(run / "state.json") or {}
+    recorded = read_json(run / "config.json") or {}
+    row = {"config": name, "run": run.name, "seed": recorded.get("seed", config.get("seed", 0))}
+    error_file = run / "notebook-error.txt"
+    if error_file.exists():
+        lines = error_file.read_text().strip().splitlines()
+        row.update(status="failed", error=lines[-1] if lines else "(no message)")
+    elif metrics.get("status") == "failed":
+        row.update(status="failed", error=metrics.get("error"))
+    elif metrics.get("status") in (*FINISHED, "diverged"):
+        row["status"] = metrics["status"]
+    elif state:
+        row["status"] = "interrupted"
+    else:
+        row["status"] = "not started"
+    row["epochs"] = metrics.get("epochs", state.get("epoch"))
+    if metrics.get("test_accuracy") is not None and row["status"] in FINISHED:
+        row["test_accuracy"] = 100 * metrics["test_accuracy"]
+        row["test_error"] = 100 - row["test_accuracy"]
+    if metrics.get("best_val_accuracy") is not None:
+        row["best_val_accuracy"] = 100 * metrics["best_val_accuracy"]
+    row["seconds_per_epoch"] = metrics.get("seconds_per_epoch")
+    row["parameters"] = (metrics.get("parameters") or {}).get("total")
+    row["multiply_adds"] = metrics.get("multiply_adds")
+    return row
+
+
+def aggregate(runs):
+    """One row per config: finished runs' mean and standard deviation, and how every run ended."""
+    rows = []
+    for name, group in runs.groupby("config", sort=False):
+        done = group[group["status"].isin(FINISHED) & group["test_accuracy"].notna()]
+        counts = group["status"].value_counts()
+        status = ", ".join(f"{count} {state}" for state, count in counts.items()) if len(group) > 1 else group["status"].iloc[0]
+        rows.append({
+            "config": name,
+            "runs": len(done),
+            "status": status,
+            "test_accuracy": done["test_accuracy"].mean() if len(done) else math.nan,
+            "test_accuracy_std": done["test_accuracy"].std() if len(done) > 1 else math.nan,
+            "test_error": done["test_error"].mean() if len(done) else math.nan,
+            "test_error_std": done["test_error"].std() if len(done) > 1 else math.nan,
+            "seconds_per_epoch": group["seconds_per_epoch"].mean(),
+            "parameters": group["parameters"].dropna().iloc[0] if group["parameters"].notna().any() else math.nan,
+            "error": "; ".join(group["error"].dropna().astype(str)) or None,
+        })
+    return pd.DataFrame(rows).set_index("config")
+
+
+def seed_table(runs, params_dir):
+    """The seed's accuracy and time-per-epoch tables (FACTS section 1) with ours beside them."""
+    summary = aggregate(runs)
+    rows = []
+    for name, reported in SEED_REPORTED.items():
+        config = read_mapping(Path(params_dir) / f"{name}.yaml") if (Path(params_dir) / f"{name}.yaml").exists() else {}
+        ours = summary.loc[name] if name in summary.index else None
+        accuracy, seconds, parameters = reported or (math.nan, math.nan, math.nan)
+        rows.append({
+            "config": name,
+            "dataset": {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(config.get("dataset"), config.get("dataset")),
+            "depth": config.get("depth"),
+            "optimizer": OPTIMIZER_NAMES.get(_optimizer(config), _optimizer(config)),
+            "mask activation": MASK_NAMES.get(config.get("mask_activation"), config.get("mask_activation")),
+            "mechanism": str(config.get("mechanism", "")).upper(),
+            "test acc (%)": _get(ours, "test_accuracy"),
+            "± std": _get(ours, "test_accuracy_std"),
+            "runs": _get(ours, "runs", 0),
+            "seed's acc (%)": accuracy,
+            "difference": _get(ours, "test_accuracy") - accuracy,
+            "s/epoch": _get(ours, "seconds_per_epoch"),
+            "seed's s/epoch (T4)": seconds,
+            "parameters": _get(ours, "parameters"),
+            "seed's parameters": parameters,
+            "status": _get(ours, "status", "missing"),
+        })
+    return pd.DataFrame(rows).set_index("config")
+
+
+def paper_table(runs, table):
+    """One of the paper's CIFAR tables (1, 3, 4, 5, 6) with our test error beside the paper's."""
+    if table not in PAPER_TABLES:
+        raise ValueError(f"table={table!r} is not valid; choose one of {tuple(PAPER_TABLES)}")
+    summary = aggregate(runs)
+    rows = []
+    for name, row, config, error in PAPER_ROWS:
+        if name != table:
+            continue
+        ours = summary.loc[config] if config in summary.index else None
+        rows.append({
+            "row": row,
+            "config": config,
+            "test error (%)": _get(ours, "test_error"),
+            "± std": _get(ours, "test_error_std"),
+            "runs": _get(ours, "runs", 0),
+            "paper's error (%)": error,
+            "difference": _get(ours, "test_error") - error,
+            "status": _get(ours, "status", "missing"),
+        })
+    return pd.DataFrame(rows).set_index("row")
+
+
+def all_tables(runs, params_dir):
+    """The seed's table and every paper table, by title."""
+    tables = {"Seed: accuracy and time per epoch (FACTS section 1)": seed_table(runs, params_dir)}
+    for table, title in PAPER_TABLES.items():
+        tables[f"Paper {table}: {title}"] = paper_table(runs, table)
+    return tables
+
+
+def histories(runs, results_dir):
+    """Every run's history.csv in one long frame: config, run, epoch, metric, split, value."""
+    frames = []
+    for run in runs["run"].dropna():
+        path = Path(results_dir) / run / "history.csv"
+        if not path.exists():
+            continue
+        history = pd.read_csv(path)
+        for metric in ("accuracy", "loss"):
+            for split, column in (("training", metric), ("validation", f"val_{metric}")):
+                frames.append(pd.DataFrame({
+                    "config": runs.loc[runs["run"] == run, "config"].iloc[0], "run": run,
+                    "epoch": history["epoch"], "metric": metric, "split": split, "value": history[column],
+                }))
+    columns = ["config", "run", "epoch", "metric", "split", "value"]
+    return pd.concat(frames, ignore_index=True).dropna(subset=["value"]) if frames else pd.DataFrame(columns=columns)
+
+
+def write_summary(tables, runs, results_dir):
+    """results/summary.csv (every table row, long) and results/summary.md (the tables)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    frames = [table.reset_index().assign(table=title) for title, table in tables.items()]
+    summary = pd.concat(frames, ignore_index=True)
+    summary = summary[["table", *[column for column in summary.columns if column != "table"]]]
+    summary.convert_dtypes().to_csv(results_dir / "summary.csv", index=False, float_format="%.4f")
+    lines = ["# Results", "", f"Runs in `{results_dir.name}/`: {status_counts(runs)}.", ""]
+    for title, table in tables.items():
+        lines += [f"## {title}", "", markdown_table(table), ""]
+    (results_dir / "summary.md").write_text("\n".join(lines))
+    return results_dir / "summary.md"
+
+
+def formatted(table):
+    """A results table as text, for reading: two decimals, thousands separators, seconds with
+    their unit, `-` for no value."""
+    frame = table.copy()
+    for column in frame.columns:
+        unit = " s" if column in TIMING_COLUMNS else ""
+        frame[column] = [_cell(value, unit) for value in frame[column]]
+    return frame
+
+
+def markdown_table(table):
+    """A results table as Markdown, formatted as `formatted` does."""
+    frame = table.reset_index()
+    text = formatted(frame)
+    header = "| " + " | ".join(str(column) for column in frame.columns) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
+    body = ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _cell(value, unit=""):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e3:
+        return f"{value:,.0f}{unit}"
+    if isinstance(value, float):
+        return f"{value:.2f}{unit}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}{unit}"
+    return str(value)
+
+
+def status_counts(runs):
+    counts = runs["status"].value_counts()
+    return ", ".join(f"{count} {status}" for status, count in counts.items())
+
+
+def reported(config):
+    """What the seed or the paper reported for a config, by the config's name: {measure: value}."""
+    seed = SEED_REPORTED.get(config)
+    if seed:
+        return {"test accuracy (%)": seed[0], "seconds per epoch": f"{seed[1]} s (T4)", "parameters": seed[2]}
+    errors = [error for _, _, name, error in PAPER_ROWS if name == config]
+    return {"test error (%)": errors[0]} if errors else {}
+
+
+def metrics_table(metrics, reported=None):
+    """One run's figures (metrics.json) as a table, with a reported column where there is one."""
+    accuracy = metrics.get("test_accuracy")
+    ours = {
+        "status": metrics["status"],
+        "epochs": metrics["epochs"],
+        "test accuracy (%)": None if accuracy is None else round(100 * accuracy, 2),
+        "test error (%)": None if accuracy is None else round(100 - 100 * accuracy, 2),
+        "best validation accuracy (%)": None if metrics.get("best_val_accuracy") is None
+        else round(100 * metrics["best_val_accuracy"], 2),
+        "seconds per epoch": _timing(metrics.get("seconds_per_epoch"), "s"),
+        "images per second": _timing(metrics.get("images_per_second"), "images/s"),
+        "parameters": metrics["parameters"]["total"],
+        "multiply-adds per image": metrics["multiply_adds"],
+    }
+    table = pd.DataFrame({"this run": pd.Series(ours, dtype=object)})
+    if reported:
+        table["reported"] = pd.Series(reported, dtype=object).reindex(table.index)
+    return table.fillna("-")
+
+
+def _timing(value, unit):
+    return None if value is None else f"{value:,.1f} {unit}"
+
+
+def short_name(config):
+    """A config's name without its dataset and details: seed2-cifar10-a56-... is seed2."""
+    return config.split("-")[0] + ("-" + config.rsplit("-", 1)[1] if config.startswith("seed4") else "")
+
+
+def _optimizer(config):
+    recipe = RECIPES.get(config.get("recipe", "seed_adam"))
+    return config.get("optimizer", recipe.optimizer if recipe else None)
+
+
+def _get(row, key, default=math.nan):
+    if row is None:
+        return default
+    value = row[key]
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value

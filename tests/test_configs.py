@@ -1,0 +1,127 @@
+"""The config check: every params file against the notebook's parameters and the library, under
+every profile; a misspelt key or a bad value stops reproduce-all before anything runs."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resattn.configs import (
+    RUN_PARAMETERS,
+    ConfigError,
+    apply_profile,
+    check_config,
+    config_keys,
+    list_configs,
+    notebook_parameters,
+    profile_names,
+    read_mapping,
+    read_profile,
+    run_config,
+)
+from resattn.recipes import resolve_recipe
+from resattn.training import CONFIG_KEYS, resolve_run_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params"
+TRAIN = ROOT / "notebooks" / "train.ipynb"
+
+
+def test_the_train_notebook_takes_exactly_the_library_config_keys():
+    assert set(notebook_parameters(TRAIN)) == set(CONFIG_KEYS) | set(RUN_PARAMETERS)
+    assert set(config_keys(TRAIN)) == set(CONFIG_KEYS)
+
+
+def test_the_profiles_are_full_quick_and_smoke():
+    assert profile_names(PARAMS) == ("full", "quick", "smoke")
+    assert read_profile(PARAMS, "full") == {}
+
+
+@pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
+def test_every_config_passes_the_check_under_every_profile(profile):
+    for path in list_configs(PARAMS):
+        config, effective = check_config(path, TRAIN, read_profile(PARAMS, profile))
+        assert config == read_mapping(path)
+        assert (effective["dataset"] == "synthetic") == (profile == "smoke")
+
+
+def test_subsets_split_the_configs_into_the_seed_and_the_paper():
+    seed, paper = list_configs(PARAMS, "seed"), list_configs(PARAMS, "paper")
+    assert len(seed) == 7 and len(paper) == 26
+    assert sorted(seed + paper) == list_configs(PARAMS)
+    with pytest.raises(ConfigError, match=r"subset='papers' is not valid; choose one of \('all', 'seed', 'paper'\)"):
+        list_configs(PARAMS, "papers")
+
+
+def test_a_misspelt_key_is_refused_with_the_file_the_key_and_the_valid_names(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("dataset: cifar10\nfamily: paper\ndetph: 92\n")
+    with pytest.raises(ConfigError) as caught:
+        check_config(path, TRAIN)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: unknown key 'detph'; valid names: recipe, seed, dataset")
+    assert "depth" in message and "\n" not in message
+
+
+def test_the_check_runs_the_notebooks_defaults_overlaid_with_the_file():
+    # The notebook's own example is the seed's config 2; a ResNet file must not inherit its
+    # attention keys, and a file without a dataset gets the notebook's.
+    config, effective = check_config(PARAMS / "paper-cifar10-resnet164.yaml", TRAIN)
+    assert "mechanism" not in effective and effective["family"] == "resnet"
+    assert effective == run_config(notebook_parameters(TRAIN) | config, {})
+
+
+def test_a_bad_value_is_refused_with_the_file_and_the_value(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("family: paper\ndepth: 57\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: depth=57 is not valid"):
+        check_config(path, TRAIN)
+
+
+def test_an_unknown_profile_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match=r"profile='smok' is not valid; choose one of \('full', 'quick', 'smoke'\)"):
+        read_profile(PARAMS, "smok")
+
+
+def test_smoke_replaces_cifar_by_synthetic_images_of_as_many_classes():
+    smoke = read_profile(PARAMS, "smoke")
+    config = apply_profile({"dataset": "cifar100", "data_dir": "/data", "family": "seed"}, smoke)
+    assert config["dataset"] == "synthetic" and config["synthetic_classes"] == 100 and "data_dir" not in config
+    assert resolve_run_config(config)["model"]["num_classes"] == 100
+    folder = apply_profile({"dataset": "image_folder", "data_dir": "/data"}, smoke)
+    assert folder["dataset"] == "image_folder" and folder["data_dir"] == "/data"
+
+
+def test_quick_runs_a_tenth_of_the_schedule_with_the_drops_scaled_alike():
+    paper = resolve_recipe("paper", **read_profile(PARAMS, "quick"))
+    assert paper.epochs_for(50_000) == 21  # 16,000 iterations of 782 steps per epoch
+    schedule = paper.learning_rate_schedule(50_000)
+    assert [float(schedule(step)) for step in (6_399, 6_400, 9_600)] == pytest.approx([0.1, 0.01, 0.001])
+    seed = resolve_recipe("seed_sgd", **read_profile(PARAMS, "quick"))
+    assert seed.epochs_for(40_000) == 25
+    schedule = seed.learning_rate_schedule(40_000)  # drops at epochs 7, 12 and 18 of 625 steps
+    assert float(schedule(7 * 625 - 1)) == pytest.approx(0.1) and float(schedule(7 * 625)) == pytest.approx(0.01)
+
+
+def test_giving_epochs_replaces_the_recipes_iterations():
+    assert resolve_recipe("paper", epochs=30).epochs_for(50_000) == 30
+    assert resolve_recipe("seed_adam", iterations=1000).epochs_for(6400) == 10
+
+
+def test_reproduce_stops_on_a_misspelt_key_before_anything_runs(tmp_path):
+    params = tmp_path / "params"
+    shutil.copytree(PARAMS, params)
+    (params / "seed2-cifar10-a56-mixed-arl-adam.yaml").write_text("dataset: cifar10\nfamily: seed\nmask_activaton: mixed\n")
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(results),
+         "--notebooks", str(ROOT / "notebooks"), "--profile", "smoke"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1
+    assert "seed2-cifar10-a56-mixed-arl-adam.yaml: unknown key 'mask_activaton'; valid names:" in error[0]
+    assert not results.exists()  # nothing ran, nothing was written

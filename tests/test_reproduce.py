@@ -1,0 +1,128 @@
+"""reproduce-all with real papermill runs of notebooks/train.ipynb over a small params folder: a
+failing config is recorded and the others go on, a finished config is skipped, a killed run
+resumes from its last epoch."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from resattn.training import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """\
+dataset: synthetic
+synthetic_size: 32
+image_size: 16
+validation_split: 0.25
+batch_size: 8
+max_steps_per_epoch: 1
+run_eagerly: true
+"""
+GOOD = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 2\n"
+
+
+def suite(tmp_path, configs):
+    params = tmp_path / "params"
+    (params / "profiles").mkdir(parents=True)
+    (params / "profiles" / "tiny.yaml").write_text(TINY)
+    for name, text in configs.items():
+        (params / f"{name}.yaml").write_text(text)
+    return params
+
+
+def reproduce(tmp_path, **popen):
+    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(tmp_path / "params"),
+               "--results", str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"),
+               "--profile", "tiny", "--gpus", "cpu"]
+    if popen:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_skipped(tmp_path):
+    missing_folder = tmp_path / "no-such-images"
+    suite(tmp_path, {
+        "a-good": GOOD,
+        "b-broken": f"dataset: image_folder\ndata_dir: {missing_folder}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
+    })
+    results = tmp_path / "results"
+
+    first = reproduce(tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "2 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
+    assert "[b-broken] FAILED: " in first.stdout and str(missing_folder) in first.stdout
+    assert "1 config(s) failed: b-broken" in first.stdout
+    assert read_json(results / "a-good" / "metrics.json")["status"] == "completed"
+    assert (results / "a-good" / "train.ipynb").exists() and (results / "a-good" / "curves.png").exists()
+    assert (results / "b-broken" / "notebook-error.txt").exists()
+    summary = (results / "summary.md").read_text()
+    assert "1 completed, 1 failed" in summary or "1 failed, 1 completed" in summary
+    runs = pd.read_csv(results / "summary.csv")
+    assert set(runs["table"])  # the results notebook ran to the end
+
+    notebook_written = (results / "a-good" / "train.ipynb").stat().st_mtime_ns
+    second = reproduce(tmp_path)
+    assert second.returncode == 1
+    assert "1 finished already (skipped), 1 to run" in second.stdout
+    assert "[a-good] start" not in second.stdout
+    assert (results / "a-good" / "train.ipynb").stat().st_mtime_ns == notebook_written
+
+    (tmp_path / "params" / "b-broken.yaml").write_text(GOOD)  # fixed: it runs, the error file goes
+    third = reproduce(tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "[b-broken] done" in third.stdout and not (results / "b-broken" / "notebook-error.txt").exists()
+    assert "2 completed" in (results / "summary.md").read_text()
+
+
+def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_path):
+    suite(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 4")})
+    history = tmp_path / "results" / "long" / "history.csv"
+    process = reproduce(tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (history.exists() and len(history.read_text().splitlines()) >= 2):  # epoch 1 saved
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    time.sleep(3)  # the kernel, in a session of its own, notices its parent has gone and exits
+    killed_at = read_json(tmp_path / "results" / "long" / "state.json")["epoch"]
+    assert 1 <= killed_at < 4
+
+    again = reproduce(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"[long] resuming from epoch {killed_at}" in again.stdout
+    assert list(pd.read_csv(history)["epoch"]) == [1, 2, 3, 4]
+    assert read_json(tmp_path / "results" / "long" / "metrics.json")["epochs"] == 4
+
+
+@pytest.mark.parametrize("argument, message", [
+    (["--gpus", "zero"], "gpus='zero' is not valid; give auto, cpu or GPU indices like 0,1"),
+    (["--profile", "fast"], "profile='fast' is not valid; choose one of ('tiny',)"),
+    (["--seeds", "a,b"], "seeds='a,b' is not valid; give integers >= 0 like 0,1,2"),
+    (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),
+])
+def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
+    suite(tmp_path, {"a-good": GOOD})
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.reproduce", "--params", str(tmp_path / "params"), "--results",
+         str(tmp_path / "results"), "--profile", "tiny", *argument],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert done.returncode == 2 and f"error: {message}" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_seeds_give_each_config_one_run_per_seed_named_after_it(tmp_path):
+    from resattn.reproduce import plan
+
+    suite(tmp_path, {"a-good": GOOD + "seed: 3\n"})
+    jobs = plan(tmp_path / "params", ROOT / "notebooks", "all", "tiny", None, [3, 7])
+    assert [(job.name, job.config["seed"]) for job in jobs] == [("a-good", 3), ("a-good-seed7", 7)]
+    assert jobs[1].effective["dataset"] == "synthetic" and jobs[1].effective["max_steps_per_epoch"] == 1
