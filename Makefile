@@ -24,7 +24,7 @@ SEEDS ?=
 PROFILE ?= full
 REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
 
-.PHONY: setup test table reproduce-all reproduce-seed reproduce-paper smoke results lab cifar10-subset clean
+.PHONY: setup test table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,11 @@ results: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
+
+# Re-executes the committed notebooks under the smoke profile in a scratch copy and writes them
+# back with their outputs: what the nbval test compares against. Run it after changing one.
+notebooks: setup
+	$(BIN)/python tests/notebook_tree.py
 
 # The seed's Attention-56 for two epochs on 5,000 of the real CIFAR-10 training images in
 # ../shared/data (4,000 to train, 1,000 held out), on whatever device is here.

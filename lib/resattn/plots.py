@@ -21,7 +21,7 @@ def sample_images(images, labels, class_names, count=16, columns=8):
         axis.imshow(image)
         axis.set_title(class_names[label], fontsize=8)
     figure.tight_layout()
-    return figure
+    return _done(figure)
 
 
 def learning_curves(history, title=""):
@@ -37,7 +37,7 @@ def learning_curves(history, title=""):
     grid.set_titles("{col_name}")
     if title:
         grid.figure.suptitle(title, y=1.04)
-    return grid.figure
+    return _done(grid.figure)
 
 
 def curves_grid(histories, metric="accuracy", columns=4):
@@ -47,14 +47,14 @@ def curves_grid(histories, metric="accuracy", columns=4):
         figure, axis = plt.subplots(figsize=(6, 1))
         axis.axis("off")
         axis.text(0.5, 0.5, "no run has a history yet", ha="center", va="center")
-        return figure
+        return _done(figure)
     grid = sns.relplot(
         data=data, x="epoch", y="value", hue="split", col="run", col_wrap=min(columns, data["run"].nunique()),
         kind="line", height=2.4, aspect=1.3, facet_kws={"sharey": False, "sharex": False},
     )
     grid.set_titles("{col_name}", size=8)
     grid.set_ylabels(metric)
-    return grid.figure
+    return _done(grid.figure)
 
 
 def comparison_chart(table, ours, reported, title):
@@ -73,7 +73,7 @@ def comparison_chart(table, ours, reported, title):
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    return figure
+    return _done(figure)
 
 
 def attention_overlays(images, masks, titles):
@@ -105,4 +105,11 @@ def attention_overlays(images, masks, titles):
     for axis in axes.flat:
         axis.axis("off")
     figure.tight_layout()
+    return _done(figure)
+
+
+def _done(figure):
+    """Closed to pyplot, so a notebook shows it once, where the cell returns it, and not again
+    when the cell ends."""
+    plt.close(figure)
     return figure

@@ -279,7 +279,7 @@ def reported(config):
     """What the seed or the paper reported for a config, by the config's name: {measure: value}."""
     seed = SEED_REPORTED.get(config)
     if seed:
-        return {"test accuracy (%)": seed[0], "seconds per epoch": f"{seed[1]} s (T4)", "parameters": seed[2]}
+        return {"test accuracy (%)": seed[0], "seconds per epoch": f"{seed[1]} s (T4)", "parameters": f"{seed[2]:,}"}
     errors = [error for _, _, name, error in PAPER_ROWS if name == config]
     return {"test error (%)": errors[0]} if errors else {}
 
@@ -296,8 +296,8 @@ def metrics_table(metrics, reported=None):
         else round(100 * metrics["best_val_accuracy"], 2),
         "seconds per epoch": _timing(metrics.get("seconds_per_epoch"), "s"),
         "images per second": _timing(metrics.get("images_per_second"), "images/s"),
-        "parameters": metrics["parameters"]["total"],
-        "multiply-adds per image": metrics["multiply_adds"],
+        "parameters": f"{metrics['parameters']['total']:,}",
+        "multiply-adds per image": f"{metrics['multiply_adds']:,}",
     }
     table = pd.DataFrame({"this run": pd.Series(ours, dtype=object)})
     if reported:
