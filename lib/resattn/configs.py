@@ -17,7 +17,7 @@ from resattn.training import CONFIG_KEYS, resolve_run_config
 SUBSETS = ("all", "seed", "paper")
 PROFILE_FOLDER = "profiles"
 # Parameters of train.ipynb that say how to run, not what: never in a params file.
-RUN_PARAMETERS = ("profile", "run_dir", "force")
+RUN_PARAMETERS = ("profile", "params_dir", "run_dir", "force")
 
 
 class ConfigError(ValueError):

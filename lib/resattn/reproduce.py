@@ -114,8 +114,9 @@ class Runner:
     """Executes jobs on device slots, one job per slot at a time, streaming each run's output to
     its log.txt and, prefixed with the config's name, to the console."""
 
-    def __init__(self, notebooks_dir, profile, slots, echo=print):
-        self.notebooks_dir, self.profile, self.echo = Path(notebooks_dir).resolve(), profile, echo
+    def __init__(self, notebooks_dir, params_dir, profile, slots, echo=print):
+        self.notebooks_dir, self.params_dir = Path(notebooks_dir).resolve(), Path(params_dir).resolve()
+        self.profile, self.echo = profile, echo
         self.free = list(slots)
         self.lock = threading.Lock()
         self.processes = set()
@@ -131,7 +132,8 @@ class Runner:
 
     def _execute(self, job, slot):
         job.run_dir.mkdir(parents=True, exist_ok=True)
-        parameters = {**job.config, "profile": self.profile, "run_dir": str(job.run_dir.resolve()), "force": False}
+        parameters = {**job.config, "profile": self.profile, "params_dir": str(self.params_dir),
+                      "run_dir": str(job.run_dir.resolve()), "force": False}
         (job.run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
         env = dict(os.environ)
         if slot is not None:
@@ -245,7 +247,7 @@ def _run_all(jobs, results_dir, args, slots):
         f" already (skipped), {len(pending)} to run on {len(slots)} slot(s)",
         flush=True,
     )
-    runner = Runner(args.notebooks, args.profile, slots, echo=lambda line: print(line, flush=True))
+    runner = Runner(args.notebooks, args.params, args.profile, slots, echo=lambda line: print(line, flush=True))
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         futures = [pool.submit(runner.run, job) for job in pending]
         try:
