@@ -6,6 +6,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -35,6 +36,7 @@ def learning_curves(history, title=""):
         facet_kws={"sharey": False}, height=3.2, aspect=1.3,
     )
     grid.set_titles("{col_name}")
+    _integer_epochs(grid)
     if title:
         grid.figure.suptitle(title, y=1.04)
     return _done(grid.figure)
@@ -54,6 +56,7 @@ def curves_grid(histories, metric="accuracy", columns=4):
     )
     grid.set_titles("{col_name}", size=8)
     grid.set_ylabels(metric)
+    _integer_epochs(grid)
     return _done(grid.figure)
 
 
@@ -106,6 +109,11 @@ def attention_overlays(images, masks, titles):
         axis.axis("off")
     figure.tight_layout()
     return _done(figure)
+
+
+def _integer_epochs(grid):
+    for axis in grid.axes.flat:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _done(figure):
