@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from resattn.preprocessing import SEED_MEAN, SEED_STD, preprocessing_layers, training_model
+from resattn.preprocessing import SEED_MEAN, SEED_STD, RandomShift, preprocessing_layers, training_model
 
 
 def images(n=6, side=16, seed=0):
@@ -76,3 +76,36 @@ def test_training_model_takes_uint8_images_and_wraps_the_network():
 def test_unknown_preprocessing_is_refused():
     with pytest.raises(ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper'\)"):
         preprocessing_layers("imagenet", images(), seed=0)
+
+
+def test_the_seed_shift_resamples_as_imagedatagenerator_does():
+    # ImageDataGenerator moves each image with scipy: bilinear (order 1), edges repeated.
+    from scipy import ndimage
+
+    x = images(n=3).astype("float32")
+    offsets = np.array([[1.5, -2.25], [-4.8, 0.4], [0.0, 3.0]], dtype="float32")
+    shift = RandomShift(0.15, unit="fraction", fill_mode="nearest")
+    out = keras.ops.convert_to_numpy(shift.shift(keras.ops.convert_to_tensor(x), offsets[:, 0], offsets[:, 1]))
+    for image, (dy, dx), moved in zip(x, offsets, out):
+        np.testing.assert_allclose(moved, ndimage.shift(image, (dy, dx, 0), order=1, mode="nearest"), atol=1e-3)
+
+
+def test_the_pad_crop_draws_every_whole_offset_from_minus_4_to_4_equally_often():
+    x = np.zeros((4000, 16, 16, 1), dtype="float32")
+    x[:, 8, 8] = 1.0  # one lit pixel: where it lands is the offset
+    out = keras.ops.convert_to_numpy(RandomShift(4, unit="pixel", fill_mode="zeros", seed=0)(x, training=True))
+    rows, columns = np.nonzero(out[..., 0].max(axis=2))[1] - 8, np.nonzero(out[..., 0].max(axis=1))[1] - 8
+    for offsets in (rows, columns):
+        counts = np.bincount(offsets + 4, minlength=9)
+        assert len(offsets) == 4000 and counts.min() > 0.8 * 4000 / 9 and counts.max() < 1.2 * 4000 / 9
+
+
+@pytest.mark.parametrize("kind", ["seed", "paper"])
+def test_the_training_model_compiles_with_xla(kind):
+    x = images(n=8)
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(inputs))
+    model = training_model(keras.Model(inputs, outputs), kind, x, seed=0)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", jit_compile=True)
+    assert model.jit_compile is True  # Keras falls back to False when a layer cannot be compiled
+    model.fit(x, keras.utils.to_categorical(np.arange(8) % 10, 10), epochs=1, verbose=0)

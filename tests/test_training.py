@@ -160,3 +160,15 @@ def test_weight_decay_adds_wd_times_w_to_the_gradient():
     model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
     model.train_on_batch(np.zeros((1, 4), "float32"), np.zeros((1, 2), "float32"))
     np.testing.assert_allclose(model.layers[1].kernel.numpy(), 0.9)  # w - lr * wd * w
+
+
+def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
+    recipe = resolve_recipe("seed_adam")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        assert recipe.compiles_with_xla() == bool(tf.config.list_physical_devices("GPU"))
+    else:
+        assert recipe.compiles_with_xla() is True
+    assert resolve_recipe("seed_adam", jit_compile=True).compiles_with_xla() is True
+    assert resolve_recipe("seed_adam", jit_compile=True, run_eagerly=True).compiles_with_xla() is False

@@ -28,7 +28,7 @@ class Recipe:
     early_stopping_patience: int | None = None
     early_stopping_monitor: str = "accuracy"
     precision: str = "float32"
-    jit_compile: bool | str = "auto"  # Keras decides: XLA where every layer supports it
+    jit_compile: bool | str = "auto"  # XLA where it is faster: see compiles_with_xla
     run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
     schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)
     max_epochs: int | None = None  # caps for quick runs
@@ -57,6 +57,20 @@ class Recipe:
         boundaries = [int(math.ceil(drop * self.schedule_scale) * per_step) - 1 for drop in self.lr_drops]
         values = [self.learning_rate / 10**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+    def compiles_with_xla(self):
+        """What `jit_compile` means here. "auto": always on JAX (its compiled mode), and on
+        TensorFlow only with a GPU: on a CPU, TensorFlow's own kernels train several times faster
+        than XLA's (bench/bench.py measures both)."""
+        if self.run_eagerly:
+            return False
+        if self.jit_compile != "auto":
+            return self.jit_compile
+        if keras.backend.backend() != "tensorflow":
+            return True
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
 
     def make_optimizer(self, train_size):
         rate = self.learning_rate_schedule(train_size)

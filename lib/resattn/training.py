@@ -185,7 +185,7 @@ def _new_model(model_options, recipe, dataset, seed, train_size):
         optimizer=recipe.make_optimizer(train_size),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=False if recipe.run_eagerly else recipe.jit_compile,  # saved with the model
+        jit_compile=recipe.compiles_with_xla(),  # saved with the model
         run_eagerly=recipe.run_eagerly,
     )
     return model
