@@ -3,7 +3,6 @@ interrupted and a missing run each shown as such, the summary files written."""
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd

@@ -107,7 +107,7 @@ def config_keys(notebook):
             f"{notebook}: its parameters and the library's config keys differ"
             f" (missing from the notebook: {missing or 'none'}; unknown to the library: {extra or 'none'})"
         )
-    return tuple(key for key in CONFIG_KEYS)
+    return CONFIG_KEYS
 
 
 def check_config(path, notebook, profile=None, data_dir=None):
