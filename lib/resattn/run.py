@@ -8,22 +8,20 @@ A bad key or value stops the run with a one-line error before any data is read.
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
 
 def parse_config(sources):
+    from resattn.configs import read_mapping
+
     config = {}
     for source in sources:
         if "=" in source:
             key, _, value = source.partition("=")
             config[key.strip()] = yaml.safe_load(value)
         else:
-            loaded = yaml.safe_load(Path(source).read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{source}: a params file must be a mapping of keys to values")
-            config.update(loaded)
+            config.update(read_mapping(source))
     return config
 
 
