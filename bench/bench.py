@@ -2,33 +2,39 @@
 side by side in one run, with the machine's measured peak beside every figure.
 
     python bench/bench.py [--networks seed56,seed92,paper56,paper92] [--backend tensorflow|jax]
-        [--precision float32,bfloat16] [--xla on,off] [--batch-sizes 64,128,256]
-        [--steps 8] [--baseline | --no-baseline]
+        [--precision float32,bfloat16] [--xla auto|on|off] [--batch-sizes 64,256]
+        [--steps 12] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
-the compiled step), the recipe's optimizer, the data as arrays handed to `fit`. The baseline is
-the seed's: float32 images scaled on the host, a Python generator that flips and shifts each
-image on the CPU (scipy, as ImageDataGenerator does), Keras `fit` on it, float32, no XLA,
-batch 64. Each figure is the mean over `--steps` steps after a warm-up epoch that traces and
-compiles. A training step costs about three forward passes (forward, and the gradients with
-respect to activations and weights), so the floor for an epoch is 3 x multiply-adds per image x
-50,000 images over the measured peak multiply-add rate.
+the compiled step, fused batch norm and optimizer kernels on TensorFlow), the recipe's
+optimizer, the data as arrays handed to `fit`. The baseline is the seed's: the same network
+with Keras's stock BatchNormalization and optimizer, float32 images scaled on the host, a Python
+data source that flips and shifts each image on the CPU (scipy, as ImageDataGenerator does),
+Keras `fit` on it, float32, no XLA, batch 64.
+
+Each figure is the median step time of `--steps` steps of a `fit`, after a two-step `fit` that
+traces and compiles, as images per second and seconds per 50,000-image epoch. A training step
+costs about three forward passes (forward, and the gradients with respect to activations and to
+weights), so the floor for an epoch is 3 x multiply-adds per image x 50,000 over the measured
+peak multiply-add rate of the precision used.
 """
 
 import argparse
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 
-NETWORKS = {
+NETWORKS = {  # name: (family, depth, build options, recipe)
     "seed56": ("seed", 56, {}, "seed_adam"),
     "seed92": ("seed", 92, {"mask_activation": "seed_spatial", "wiring": "published"}, "seed_sgd"),  # config 4
     "paper56": ("paper", 56, {}, "paper"),
     "paper92": ("paper", 92, {}, "paper"),
 }
 EPOCH_IMAGES = 50_000
+WARM_UP_STEPS = 2
 
 
 def parse(argv):
@@ -36,25 +42,29 @@ def parse(argv):
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), choices=("tensorflow", "jax"))
     parser.add_argument("--precision", default="float32,bfloat16")
-    parser.add_argument("--xla", default="on")
-    parser.add_argument("--batch-sizes", default="64,256")
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--xla", default="auto", help="auto (the library's default), on, off, or a list")
+    parser.add_argument("--batch-sizes", default="64,256", help="64 is the seed's; the best of these is reported")
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.networks = _choices("networks", args.networks, NETWORKS)
     args.precision = _choices("precision", args.precision, ("float32", "bfloat16"))
-    args.xla = [value == "on" for value in _choices("xla", args.xla, ("on", "off"))]
+    args.xla = [{"on": True, "off": False}.get(v, v) for v in _choices("xla", args.xla, ("auto", "on", "off"))]
     try:
         args.batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     except ValueError:
-        parser.error(f"--batch-sizes {args.batch_sizes!r} is not valid; give integers like 64,256")
-    if args.steps < 1:
-        parser.error(f"--steps {args.steps} is not valid; it must be >= 1")
+        sys.exit(f"error: --batch-sizes {args.batch_sizes!r} is not valid; give positive integers like 64,256")
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        sys.exit(f"error: --batch-sizes {args.batch_sizes!r} is not valid; give positive integers like 64,256")
+    if args.steps < 3:
+        sys.exit(f"error: --steps {args.steps} is not valid; it must be >= 3 (a median of step times)")
     return args
 
 
 def _choices(name, text, valid):
     values = [value.strip() for value in text.split(",") if value.strip()]
+    if not values:
+        sys.exit(f"error: --{name} is empty; choose from {', '.join(valid)}")
     for value in values:
         if value not in valid:
             sys.exit(f"error: --{name} {value!r} is not valid; choose from {', '.join(valid)}")
@@ -77,28 +87,40 @@ def peak_multiply_adds(precision):
     return size**3 / best
 
 
-class EpochClock:
-    """Wall time of each epoch of a fit, through a callback."""
+def images_per_second(model, batch_size, steps, warm_up, timed, arrays=True):
+    """Median step time of `fit` on `timed` (`steps` batches), after `fit` on `warm_up`."""
+    import keras
 
-    def __init__(self):
-        import keras
+    class StepClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
 
-        clock = self
+        def on_train_batch_begin(self, batch, logs=None):
+            self.started = time.perf_counter()
 
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                clock.started = time.perf_counter()
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
 
-            def on_epoch_end(self, epoch, logs=None):
-                clock.seconds.append(time.perf_counter() - clock.started)
+    batching = {"batch_size": batch_size} if arrays else {}
+    model.fit(*warm_up, epochs=1, verbose=0, **batching)
+    clock = StepClock()
+    model.fit(*timed, epochs=1, verbose=0, callbacks=[clock], **batching)
+    assert len(clock.seconds) == steps, (len(clock.seconds), steps)
+    return batch_size / statistics.median(clock.seconds)
 
-        self.seconds, self.callback = [], Callback()
+
+def random_data(count, seed=0):
+    import keras
+    import numpy as np
+
+    images = np.random.default_rng(seed).integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+    return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
 def ours(name, batch_size, precision, xla, steps):
-    """Images per second of the library's pipeline, after a warm-up epoch."""
+    """Images per second of the library's pipeline, and its network."""
     import keras
-    import numpy as np
 
     from resattn.recipes import resolve_recipe
     from resattn.training import new_training_model
@@ -106,18 +128,30 @@ def ours(name, batch_size, precision, xla, steps):
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla)
     keras.utils.set_random_seed(0)
-    images = np.random.default_rng(0).integers(0, 256, size=(steps * batch_size, 32, 32, 3), dtype=np.uint8)
-    labels = keras.utils.to_categorical(np.arange(len(images)) % 10, 10)
+    images, labels = random_data(steps * batch_size)
     model = new_training_model({"family": family, "depth": depth, **options}, recipe, images, seed=0)
-    network = model.layers[-1]
-    clock = EpochClock()
-    model.fit(images, labels, batch_size=batch_size, epochs=2, verbose=0, callbacks=[clock.callback])
-    return len(images) / clock.seconds[1], network
+    warm = WARM_UP_STEPS * batch_size
+    rate = images_per_second(model, batch_size, steps, (images[:warm], labels[:warm]), (images, labels))
+    return rate, model.layers[-1], recipe.compiles_with_xla()
+
+
+def stock_keras(network):
+    """The same network with Keras's own BatchNormalization in place of the library's fused one."""
+    import keras
+
+    from resattn.batch_norm import BatchNormalization
+
+    def clone(layer):
+        if isinstance(layer, BatchNormalization):
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(network, clone_function=clone)
 
 
 def baseline(name, steps, batch_size=64):
     """Images per second of the seed's pipeline: host-side scaling and per-image augmentation
-    in a Python generator, float32, no XLA."""
+    in a Python data source, Keras's stock layers and optimizer, float32, no XLA."""
     import keras
     import numpy as np
     from scipy import ndimage
@@ -127,17 +161,21 @@ def baseline(name, steps, batch_size=64):
     from resattn.recipes import resolve_recipe
 
     family, depth, options, recipe_name = NETWORKS[name]
+    recipe = resolve_recipe(recipe_name)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(steps * batch_size, 32, 32, 3), dtype=np.uint8)
+    images, labels = random_data(steps * batch_size)
     scaled = ((images - np.array(SEED_MEAN)) / np.array(SEED_STD)).astype("float32")
-    labels = keras.utils.to_categorical(np.arange(len(images)) % 10, 10)
 
     class Augmented(keras.utils.PyDataset):
         """ImageDataGenerator's flip and shift, one image at a time on the CPU."""
 
+        def __init__(self, count):
+            super().__init__()
+            self.count = count
+
         def __len__(self):
-            return steps
+            return self.count
 
         def __getitem__(self, index):
             batch = scaled[index * batch_size : (index + 1) * batch_size].copy()
@@ -148,13 +186,14 @@ def baseline(name, steps, batch_size=64):
                 batch[i] = ndimage.shift(image, (dy, dx, 0), order=1, mode="nearest")
             return batch, labels[index * batch_size : (index + 1) * batch_size]
 
-    network = build_model(family, depth, **options)
-    network.compile(optimizer=resolve_recipe(recipe_name).make_optimizer(len(images)),
-                    loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    network = stock_keras(build_model(family, depth, **options))
+    if recipe.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(recipe.learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     network.optimizer.build(network.trainable_variables)  # a shorter warm-up only; not timed
-    clock = EpochClock()
-    network.fit(Augmented(), epochs=2, verbose=0, callbacks=[clock.callback])
-    return len(images) / clock.seconds[1]
+    return images_per_second(network, batch_size, steps, (Augmented(WARM_UP_STEPS),), (Augmented(steps),), arrays=False)
 
 
 def main(argv=None):
@@ -165,28 +204,39 @@ def main(argv=None):
     from resattn.complexity import count_multiply_adds
 
     started = time.perf_counter()
-    peaks = {precision: peak_multiply_adds(precision) for precision in args.precision}
-    print(f"# bench: {keras.backend.backend()} {_backend_version()}, keras {keras.__version__}, "
-          f"{_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
+    peaks = {precision: peak_multiply_adds(precision) for precision in ("float32", *args.precision)}
+    print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {_backend_version()}, "
+          f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
     print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
+    print(f"# median of {args.steps} training steps after a {WARM_UP_STEPS}-step warm-up; "
+          "x baseline = images/s over the seed-style baseline's")
     print("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
           "| floor s/epoch | of peak |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    best_rows = []
     for name in args.networks:
         base = baseline(name, args.steps) if args.baseline else None
-        macs = None
+        macs, measured = None, []
         if base:
             macs = count_multiply_adds(_network(name))
-            print(_row(name, "seed-style baseline", "float32", False, 64, base, base, macs, peaks["float32"]
-                       if "float32" in peaks else peak_multiply_adds("float32")), flush=True)
+            print(_row(name, "seed-style baseline", "float32", False, 64, base, base, macs, peaks["float32"]),
+                  flush=True)
         for precision in args.precision:
             for xla in args.xla:
                 for batch_size in args.batch_sizes:
-                    rate, network = ours(name, batch_size, precision, xla, args.steps)
+                    rate, network, compiled = ours(name, batch_size, precision, xla, args.steps)
                     macs = macs or count_multiply_adds(network)
-                    print(_row(name, "ours", precision, xla, batch_size, rate, base, macs, peaks[precision]),
+                    measured.append((rate, precision, compiled, batch_size))
+                    print(_row(name, "ours", precision, compiled, batch_size, rate, base, macs, peaks[precision]),
                           flush=True)
-    print(f"# {time.perf_counter() - started:.0f} s in all")
+        rate, precision, compiled, batch_size = max(measured)
+        best_rows.append(_row(name, "ours, best", precision, compiled, batch_size, rate, base, macs, peaks[precision]))
+    print("\nBest of ours per network:\n")
+    print("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
+          "| floor s/epoch | of peak |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(best_rows))
+    print(f"\n# {time.perf_counter() - started:.0f} s in all")
     return 0
 
 

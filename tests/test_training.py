@@ -16,7 +16,7 @@ import pytest
 
 from resattn.data import load_dataset
 from resattn.recipes import resolve_recipe
-from resattn.training import _apply_weight_decay, resolve_run_config, train
+from resattn.training import _apply_weight_decay, new_training_model, resolve_run_config, train
 
 # A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
 QUICK = {
@@ -172,3 +172,23 @@ def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
         assert recipe.compiles_with_xla() is True
     assert resolve_recipe("seed_adam", jit_compile=True).compiles_with_xla() is True
     assert resolve_recipe("seed_adam", jit_compile=True, run_eagerly=True).compiles_with_xla() is False
+
+
+def test_auto_precision_is_bfloat16_where_the_hardware_has_it_and_the_network_computes_in_it():
+    recipe = resolve_recipe("seed_adam")
+    assert recipe.precision == "auto"
+    if keras.backend.backend() == "tensorflow" and os.path.exists("/proc/cpuinfo"):
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            cpuinfo = open("/proc/cpuinfo").read()
+            native = " avx512_bf16" in cpuinfo or " amx_bf16" in cpuinfo
+            assert recipe.compute_precision() == ("bfloat16" if native else "float32")
+    images = np.zeros((4, 32, 32, 3), "uint8")
+    for precision in ("auto", "float32", "bfloat16"):
+        chosen = resolve_recipe("seed_adam", precision=precision)
+        model = new_training_model({"family": "seed", "depth": 56}, chosen, images, seed=0)
+        conv = next(layer for layer in model.layers[-1].layers if isinstance(layer, keras.layers.Conv2D))
+        assert conv.compute_dtype == chosen.compute_precision()
+        assert model.layers[-1].layers[-1].compute_dtype == "float32"  # the softmax
+        assert keras.mixed_precision.global_policy().name == "float32"  # left as it was

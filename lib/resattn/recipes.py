@@ -5,11 +5,12 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 
+from resattn import optimizers
 from resattn.preprocessing import PREPROCESSINGS
 
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("accuracy", "val_accuracy")
-PRECISIONS = ("float32", "bfloat16", "float16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class Recipe:
     lr_drop_unit: str = "epoch"  # ... epochs or iterations
     early_stopping_patience: int | None = None
     early_stopping_monitor: str = "accuracy"
-    precision: str = "float32"
+    # The seed trained in float32; "auto" trains in bfloat16 (mixed: float32 weights, batch-norm
+    # statistics and softmax) where the hardware computes bfloat16 natively: see compute_precision.
+    precision: str = "auto"
     jit_compile: bool | str = "auto"  # XLA where it is faster: see compiles_with_xla
     run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
     schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)
@@ -72,11 +75,19 @@ class Recipe:
 
         return bool(tf.config.list_physical_devices("GPU"))
 
+    def compute_precision(self):
+        """What `precision` means here. "auto": bfloat16 on a GPU of compute capability 8.0 or
+        later, and with TensorFlow on a CPU with AVX512-BF16 or AMX (twice float32's matmul rate
+        on this project's CPU, bench/bench.py); float32 elsewhere (JAX on a CPU emulates it)."""
+        if self.precision != "auto":
+            return self.precision
+        return "bfloat16" if native_bfloat16() else "float32"
+
     def make_optimizer(self, train_size):
         rate = self.learning_rate_schedule(train_size)
         if self.optimizer == "adam":
-            return keras.optimizers.Adam(rate)
-        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
+            return optimizers.Adam(rate)
+        return optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -119,6 +130,31 @@ RECIPES = {
         lr_drop_unit="iteration",
     ),
 }
+
+def native_bfloat16():
+    """Whether this backend's device computes bfloat16 natively (see Recipe.compute_precision)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return device.platform == "gpu" and float(getattr(device, "compute_capability", 0)) >= 8.0
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")), set())
+    except OSError:  # not Linux
+        return set()
+
 
 FIELDS = tuple(field.name for field in fields(Recipe))
 

@@ -147,7 +147,8 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
         validation = (dataset.x_val, keras.utils.to_categorical(dataset.y_val, dataset.num_classes))
     recorder = EpochRecorder(run_dir, state, recipe, epochs, log)
     if state["epoch"] < epochs:
-        log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of {steps} steps")
+        log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
+            f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
         model.fit(
             x_train,
             y_train,
@@ -175,8 +176,8 @@ def new_training_model(model_options, recipe, x_train, seed):
     """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
     `x_train` (uint8 images)."""
     policy = keras.mixed_precision.global_policy()
-    if recipe.precision != "float32":
-        keras.mixed_precision.set_global_policy(f"mixed_{recipe.precision}")
+    if recipe.compute_precision() != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{recipe.compute_precision()}")
     try:
         network = build_model(**model_options)
         model = training_model(network, recipe.preprocessing, x_train, seed)
@@ -295,6 +296,8 @@ def _run_record(resolved, raw_config, model_options, dataset, epochs, steps):
         "seed": resolved["seed"],
         "recipe_name": resolved["recipe_name"],
         "recipe": resolved["recipe"].to_dict(),
+        # What the recipe's "auto" settings resolved to on this machine.
+        "execution": {"precision": resolved["recipe"].compute_precision(), "xla": resolved["recipe"].compiles_with_xla()},
         "data": {**resolved["data"], "classes": dataset.class_names, "train_size": len(dataset.x_train),
                  "val_size": len(dataset.x_val), "noisy_labels": dataset.noisy_labels},
         "model": jsonable(resolve_config(**model_options)),
