@@ -24,7 +24,7 @@ SEEDS ?=
 PROFILE ?= full
 REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
 
-.PHONY: setup test table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
+.PHONY: setup test bench table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Training throughput of the four networks, ours against the seed-style baseline (BENCHMARKS.md).
+# BENCH_ARGS: bench/bench.py's options, e.g. BENCH_ARGS="--precision float32,bfloat16 --networks seed56".
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 table: setup
 	$(BIN)/python -m resattn.model_table

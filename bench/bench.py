@@ -2,8 +2,8 @@
 side by side in one run, with the machine's measured peak beside every figure.
 
     python bench/bench.py [--networks seed56,seed92,paper56,paper92] [--backend tensorflow|jax]
-        [--precision float32,bfloat16] [--xla auto|on|off] [--batch-sizes 64,256]
-        [--steps 12] [--baseline | --no-baseline]
+        [--precision auto,float32,bfloat16] [--xla auto,on,off] [--batch-sizes 64,256]
+        [--images 512] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
 the compiled step, fused batch norm and optimizer kernels on TensorFlow), the recipe's
@@ -12,8 +12,9 @@ with Keras's stock BatchNormalization and optimizer, float32 images scaled on th
 data source that flips and shifts each image on the CPU (scipy, as ImageDataGenerator does),
 Keras `fit` on it, float32, no XLA, batch 64.
 
-Each figure is the median step time of `--steps` steps of a `fit`, after a two-step `fit` that
-traces and compiles, as images per second and seconds per 50,000-image epoch. A training step
+Each figure is the median step time of a `fit` over `--images` images (at least 4 steps), after
+a one-step `fit` that traces and compiles, as images per second and seconds per 50,000-image
+epoch. `auto` (precision, XLA) is the library's default on this machine, shown resolved. A training step
 costs about three forward passes (forward, and the gradients with respect to activations and to
 weights), so the floor for an epoch is 3 x multiply-adds per image x 50,000 over the measured
 peak multiply-add rate of the precision used.
@@ -34,21 +35,21 @@ NETWORKS = {  # name: (family, depth, build options, recipe)
     "paper92": ("paper", 92, {}, "paper"),
 }
 EPOCH_IMAGES = 50_000
-WARM_UP_STEPS = 2
+WARM_UP_STEPS = 1
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), choices=("tensorflow", "jax"))
-    parser.add_argument("--precision", default="float32,bfloat16")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--xla", default="auto", help="auto (the library's default), on, off, or a list")
     parser.add_argument("--batch-sizes", default="64,256", help="64 is the seed's; the best of these is reported")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--images", type=int, default=512, help="timed images per figure")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.networks = _choices("networks", args.networks, NETWORKS)
-    args.precision = _choices("precision", args.precision, ("float32", "bfloat16"))
+    args.precision = _choices("precision", args.precision, ("auto", "float32", "bfloat16"))
     args.xla = [{"on": True, "off": False}.get(v, v) for v in _choices("xla", args.xla, ("auto", "on", "off"))]
     try:
         args.batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
@@ -56,8 +57,8 @@ def parse(argv):
         sys.exit(f"error: --batch-sizes {args.batch_sizes!r} is not valid; give positive integers like 64,256")
     if not args.batch_sizes or min(args.batch_sizes) < 1:
         sys.exit(f"error: --batch-sizes {args.batch_sizes!r} is not valid; give positive integers like 64,256")
-    if args.steps < 3:
-        sys.exit(f"error: --steps {args.steps} is not valid; it must be >= 3 (a median of step times)")
+    if args.images < 1:
+        sys.exit(f"error: --images {args.images} is not valid; it must be >= 1")
     return args
 
 
@@ -103,7 +104,9 @@ def images_per_second(model, batch_size, steps, warm_up, timed, arrays=True):
             self.seconds.append(time.perf_counter() - self.started)
 
     batching = {"batch_size": batch_size} if arrays else {}
+    started = time.perf_counter()
     model.fit(*warm_up, epochs=1, verbose=0, **batching)
+    print(f"# warm-up (trace and compile) {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     clock = StepClock()
     model.fit(*timed, epochs=1, verbose=0, callbacks=[clock], **batching)
     assert len(clock.seconds) == steps, (len(clock.seconds), steps)
@@ -118,8 +121,13 @@ def random_data(count, seed=0):
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
-def ours(name, batch_size, precision, xla, steps):
-    """Images per second of the library's pipeline, and its network."""
+def steps_for(images, batch_size):
+    return max(4, images // batch_size)
+
+
+def ours(name, precision, xla, batch_sizes, images):
+    """Images per second of the library's pipeline at each batch size (one model, trained on at
+    each size in turn), the precision and XLA it resolved to, and the network."""
     import keras
 
     from resattn.recipes import resolve_recipe
@@ -128,11 +136,14 @@ def ours(name, batch_size, precision, xla, steps):
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla)
     keras.utils.set_random_seed(0)
-    images, labels = random_data(steps * batch_size)
-    model = new_training_model({"family": family, "depth": depth, **options}, recipe, images, seed=0)
-    warm = WARM_UP_STEPS * batch_size
-    rate = images_per_second(model, batch_size, steps, (images[:warm], labels[:warm]), (images, labels))
-    return rate, model.layers[-1], recipe.compiles_with_xla()
+    x, y = random_data(max(steps_for(images, size) * size for size in batch_sizes))
+    model = new_training_model({"family": family, "depth": depth, **options}, recipe, x, seed=0)
+    rates = {}
+    for size in batch_sizes:
+        steps, warm = steps_for(images, size), WARM_UP_STEPS * size
+        timed = (x[: steps * size], y[: steps * size])
+        rates[size] = images_per_second(model, size, steps, (x[:warm], y[:warm]), timed)
+    return rates, recipe.compute_precision(), recipe.compiles_with_xla(), model.layers[-1]
 
 
 def stock_keras(network):
@@ -149,9 +160,9 @@ def stock_keras(network):
     return keras.models.clone_model(network, clone_function=clone)
 
 
-def baseline(name, steps, batch_size=64):
-    """Images per second of the seed's pipeline: host-side scaling and per-image augmentation
-    in a Python data source, Keras's stock layers and optimizer, float32, no XLA."""
+def baseline(name, images, batch_size=64):
+    """Images per second of the seed's pipeline (host-side scaling and per-image augmentation in
+    a Python data source, Keras's stock layers and optimizer, float32, no XLA), and its network."""
     import keras
     import numpy as np
     from scipy import ndimage
@@ -164,8 +175,9 @@ def baseline(name, steps, batch_size=64):
     recipe = resolve_recipe(recipe_name)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    images, labels = random_data(steps * batch_size)
-    scaled = ((images - np.array(SEED_MEAN)) / np.array(SEED_STD)).astype("float32")
+    steps = steps_for(images, batch_size)
+    x, y = random_data(steps * batch_size)
+    scaled = ((x - np.array(SEED_MEAN)) / np.array(SEED_STD)).astype("float32")
 
     class Augmented(keras.utils.PyDataset):
         """ImageDataGenerator's flip and shift, one image at a time on the CPU."""
@@ -184,7 +196,7 @@ def baseline(name, steps, batch_size=64):
                     image = image[:, ::-1]
                 dy, dx = rng.uniform(-SEED_SHIFT, SEED_SHIFT, size=2) * 32
                 batch[i] = ndimage.shift(image, (dy, dx, 0), order=1, mode="nearest")
-            return batch, labels[index * batch_size : (index + 1) * batch_size]
+            return batch, y[index * batch_size : (index + 1) * batch_size]
 
     network = stock_keras(build_model(family, depth, **options))
     if recipe.optimizer == "adam":
@@ -192,8 +204,15 @@ def baseline(name, steps, batch_size=64):
     else:
         optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
     network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-    network.optimizer.build(network.trainable_variables)  # a shorter warm-up only; not timed
-    return images_per_second(network, batch_size, steps, (Augmented(WARM_UP_STEPS),), (Augmented(steps),), arrays=False)
+    # A shorter warm-up only (one trace, not two), as the library does; not timed.
+    network.optimizer.build(network.trainable_variables)
+    network._symbolic_build(data_batch=(scaled[:1], y[:1]))
+    rate = images_per_second(network, batch_size, steps, (Augmented(WARM_UP_STEPS),), (Augmented(steps),), arrays=False)
+    return rate, network
+
+
+HEADER = ("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
+          "| floor s/epoch | of peak |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|")
 
 
 def main(argv=None):
@@ -202,49 +221,38 @@ def main(argv=None):
     import keras
 
     from resattn.complexity import count_multiply_adds
+    from resattn.recipes import resolve_recipe
 
     started = time.perf_counter()
-    peaks = {precision: peak_multiply_adds(precision) for precision in ("float32", *args.precision)}
+    precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
+    peaks = {precision: peak_multiply_adds(precision) for precision in sorted(precisions, reverse=True)}
     print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {_backend_version()}, "
           f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
     print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
-    print(f"# median of {args.steps} training steps after a {WARM_UP_STEPS}-step warm-up; "
+    print(f"# median step time over {args.images} images (at least 4 steps) after a {WARM_UP_STEPS}-step warm-up; "
           "x baseline = images/s over the seed-style baseline's")
-    print("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
-          "| floor s/epoch | of peak |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print(HEADER)
     best_rows = []
     for name in args.networks:
-        base = baseline(name, args.steps) if args.baseline else None
-        macs, measured = None, []
-        if base:
-            macs = count_multiply_adds(_network(name))
-            print(_row(name, "seed-style baseline", "float32", False, 64, base, base, macs, peaks["float32"]),
-                  flush=True)
+        base, macs = None, None
+        if args.baseline:
+            base, network = baseline(name, args.images)
+            macs = count_multiply_adds(network)
+            print(_row(name, "seed-style baseline", "float32", False, 64, base, base, macs, peaks["float32"]), flush=True)
+        measured = []
         for precision in args.precision:
             for xla in args.xla:
-                for batch_size in args.batch_sizes:
-                    rate, network, compiled = ours(name, batch_size, precision, xla, args.steps)
-                    macs = macs or count_multiply_adds(network)
-                    measured.append((rate, precision, compiled, batch_size))
-                    print(_row(name, "ours", precision, compiled, batch_size, rate, base, macs, peaks[precision]),
-                          flush=True)
-        rate, precision, compiled, batch_size = max(measured)
-        best_rows.append(_row(name, "ours, best", precision, compiled, batch_size, rate, base, macs, peaks[precision]))
-    print("\nBest of ours per network:\n")
-    print("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
-          "| floor s/epoch | of peak |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+                rates, used, compiled, network = ours(name, precision, xla, args.batch_sizes, args.images)
+                macs = macs or count_multiply_adds(network)
+                for batch_size, rate in rates.items():
+                    measured.append((rate, used, compiled, batch_size))
+                    print(_row(name, "ours", used, compiled, batch_size, rate, base, macs, peaks[used]), flush=True)
+        rate, used, compiled, batch_size = max(measured)
+        best_rows.append(_row(name, "ours, best", used, compiled, batch_size, rate, base, macs, peaks[used]))
+    print(f"\nThe best of ours per network:\n\n{HEADER}")
     print("\n".join(best_rows))
     print(f"\n# {time.perf_counter() - started:.0f} s in all")
     return 0
-
-
-def _network(name):
-    from resattn.networks import build_model
-
-    family, depth, options, _ = NETWORKS[name]
-    return build_model(family, depth, **options)
 
 
 def _row(name, pipeline, precision, xla, batch_size, rate, base, macs, peak):

@@ -1,66 +1,84 @@
 """Adam and SGD whose update is one fused kernel per variable on TensorFlow.
 
-Keras 3 writes each variable's update as about a dozen small ops; Attention-56 has 466
-trainable variables, so on a TensorFlow CPU the optimizer alone ran some 6,000 tiny ops a step.
-TensorFlow's own training kernels (the ones tf.keras 2, and so the seed, used) compute the very
-same update in one op each. On JAX the step is compiled whole, and Keras's update is kept.
-`tests/test_optimizers.py` checks both against Keras's own.
+Keras 3 writes each variable's update as about a dozen small ops, its step-dependent scalars
+included; Attention-56 has 466 trainable variables, so on a TensorFlow CPU the optimizer alone
+ran some 6,000 tiny ops a step, and they were a third of the graph to trace. Here the scalars are
+computed once a step and each variable is updated by TensorFlow's own training kernel (the ones
+tf.keras 2, and so the seed, used), which computes the very same update in one op. On JAX the
+step is compiled whole, and Keras's update is kept. `tests/test_optimizers.py` checks both
+against Keras's own.
 """
 
 import keras
-from keras import ops
 
 
 def _handle(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
-def _on_tensorflow():
-    return keras.backend.backend() == "tensorflow"
+class _FusedOnTensorFlow:
+    """Replaces the per-variable loop of Keras's TensorFlow optimizer (`_distributed_tf_update_step`,
+    which only the TensorFlow backend calls): the scalars once, then one kernel per variable."""
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        import tensorflow as tf
+
+        scalars = self._step_scalars(tf, tf.cast(learning_rate, "float32"))
+
+        def update(variable, gradient):
+            if variable.dtype != tf.float32 or not self._fusable():
+                return self.update_step(gradient, variable, learning_rate)
+            return self._fused_update(tf, tf.cast(gradient, "float32"), variable, scalars)
+
+        for gradient, variable in grads_and_vars:
+            distribution.extended.update(variable, update, args=(gradient,), group=False)
 
 
 @keras.saving.register_keras_serializable(package="resattn")
-class Adam(keras.optimizers.Adam):
+class Adam(_FusedOnTensorFlow, keras.optimizers.Adam):
     """Keras's Adam; on TensorFlow each update is one `ResourceApplyAdam` (the same formula)."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not _on_tensorflow() or self.amsgrad:
-            return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
+    def _fusable(self):
+        return not self.amsgrad
 
-        dtype = variable.dtype
-        step = ops.cast(self.iterations + 1, dtype)
+    def _step_scalars(self, tf, learning_rate):
+        step = tf.cast(self.iterations + 1, "float32")
+        return {
+            "beta1_power": tf.pow(tf.constant(self.beta_1, "float32"), step),
+            "beta2_power": tf.pow(tf.constant(self.beta_2, "float32"), step),
+            "lr": learning_rate,
+            "beta1": tf.constant(self.beta_1, "float32"),
+            "beta2": tf.constant(self.beta_2, "float32"),
+            "epsilon": tf.constant(self.epsilon, "float32"),
+        }
+
+    def _fused_update(self, tf, gradient, variable, scalars):
         index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
+        return tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
             m=_handle(self._momentums[index]),
             v=_handle(self._velocities[index]),
-            beta1_power=ops.power(ops.cast(self.beta_1, dtype), step),
-            beta2_power=ops.power(ops.cast(self.beta_2, dtype), step),
-            lr=ops.cast(learning_rate, dtype),
-            beta1=ops.cast(self.beta_1, dtype),
-            beta2=ops.cast(self.beta_2, dtype),
-            epsilon=ops.cast(self.epsilon, dtype),
-            grad=ops.cast(gradient, dtype),
+            grad=gradient,
+            **scalars,
         )
 
 
 @keras.saving.register_keras_serializable(package="resattn")
-class SGD(keras.optimizers.SGD):
+class SGD(_FusedOnTensorFlow, keras.optimizers.SGD):
     """Keras's SGD; on TensorFlow each update with momentum is one `ResourceApplyKerasMomentum`
     (m = momentum * m - lr * g, then w += m, or w += momentum * m - lr * g with Nesterov)."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not _on_tensorflow() or self.momentum == 0:
-            return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
+    def _fusable(self):
+        return self.momentum != 0
 
-        dtype = variable.dtype
-        tf.raw_ops.ResourceApplyKerasMomentum(
+    def _step_scalars(self, tf, learning_rate):
+        return {"lr": learning_rate, "momentum": tf.constant(self.momentum, "float32")}
+
+    def _fused_update(self, tf, gradient, variable, scalars):
+        return tf.raw_ops.ResourceApplyKerasMomentum(
             var=_handle(variable),
             accum=_handle(self.momentums[self._get_variable_index(variable)]),
-            lr=ops.cast(learning_rate, dtype),
-            grad=ops.cast(gradient, dtype),
-            momentum=ops.cast(self.momentum, dtype),
+            grad=gradient,
             use_nesterov=self.nesterov,
+            **scalars,
         )

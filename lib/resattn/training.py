@@ -190,9 +190,13 @@ def new_training_model(model_options, recipe, x_train, seed):
         jit_compile=recipe.compiles_with_xla(),  # saved with the model
         run_eagerly=recipe.run_eagerly,
     )
-    # Its slot variables made now, not inside the first traced step: TensorFlow would trace
-    # that step twice, which for Attention-56 with Adam doubles the first epoch's 20 s.
+    # The optimizer's slots and the metrics' variables made now: made inside the first traced
+    # step, they make TensorFlow trace that step a second time (Keras 3 defers the metrics on
+    # TensorFlow), which doubled the warm-up. `_symbolic_build` is what Keras runs itself under a
+    # distribution strategy; it computes nothing.
     model.optimizer.build(model.trainable_variables)
+    classes = model.output_shape[-1]
+    model._symbolic_build(data_batch=(x_train[:1], np.zeros((1, classes), "float32")))
     return model
 
 
