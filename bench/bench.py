@@ -12,9 +12,11 @@ with Keras's stock BatchNormalization and optimizer, float32 images scaled on th
 data source that flips and shifts each image on the CPU (scipy, as ImageDataGenerator does),
 Keras `fit` on it, float32, no XLA, batch 64.
 
-Each figure is the median step time of a `fit` over `--images` images (at least 4 steps), after
-a one-step `fit` that traces and compiles, as images per second and seconds per 50,000-image
-epoch. `auto` (precision, XLA) is the library's default on this machine, shown resolved. A training step
+Each figure is the median step time of about `--images` images (at least 4 steps), as images
+per second and seconds per 50,000-image epoch. Every pipeline of a network is first warmed up
+(a one-step `fit` that traces and compiles), then all are timed in 4 interleaved rounds of
+`fit`, so that a change in the load of this shared machine falls on all of them alike. `auto`
+(precision, XLA) is the library's default on this machine, shown resolved. A training step
 costs about three forward passes (forward, and the gradients with respect to activations and to
 weights), so the floor for an epoch is 3 x multiply-adds per image x 50,000 over the measured
 peak multiply-add rate of the precision used.
@@ -36,6 +38,7 @@ NETWORKS = {  # name: (family, depth, build options, recipe)
 }
 EPOCH_IMAGES = 50_000
 WARM_UP_STEPS = 1
+ROUNDS = 4
 
 
 def parse(argv):
@@ -88,29 +91,46 @@ def peak_multiply_adds(precision):
     return size**3 / best
 
 
-def images_per_second(model, batch_size, steps, warm_up, timed, arrays=True):
-    """Median step time of `fit` on `timed` (`steps` batches), after `fit` on `warm_up`."""
-    import keras
+class Pipeline:
+    """One thing to time: a compiled model and how to feed it `steps` batches of `batch_size`."""
 
-    class StepClock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
+    def __init__(self, label, precision, xla, batch_size, model, feed):
+        self.label, self.precision, self.xla, self.batch_size = label, precision, xla, batch_size
+        self.model, self.feed, self.seconds = model, feed, []
 
-        def on_train_batch_begin(self, batch, logs=None):
-            self.started = time.perf_counter()
+    def warm_up(self):
+        started = time.perf_counter()
+        self.model.fit(*self.feed(WARM_UP_STEPS, warm_up=True), epochs=1, verbose=0)
+        print(f"# {self.label} {self.precision} batch {self.batch_size}: warm-up (trace and compile) "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.seconds.append(time.perf_counter() - self.started)
+    def time_steps(self, steps):
+        import keras
 
-    batching = {"batch_size": batch_size} if arrays else {}
-    started = time.perf_counter()
-    model.fit(*warm_up, epochs=1, verbose=0, **batching)
-    print(f"# warm-up (trace and compile) {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    clock = StepClock()
-    model.fit(*timed, epochs=1, verbose=0, callbacks=[clock], **batching)
-    assert len(clock.seconds) == steps, (len(clock.seconds), steps)
-    return batch_size / statistics.median(clock.seconds)
+        clock = self
+
+        class StepClock(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                clock.seconds.append(time.perf_counter() - self.started)
+
+        self.model.fit(*self.feed(steps), epochs=1, verbose=0, callbacks=[StepClock()])
+
+    def images_per_second(self):
+        return self.batch_size / statistics.median(self.seconds)
+
+
+def measure(pipelines, images):
+    """Warms every pipeline up, then times them in interleaved rounds, so that a change in the
+    machine's load (it is shared) falls on all of them alike; each gets about `images` images."""
+    for pipeline in pipelines:
+        pipeline.warm_up()
+    for _ in range(ROUNDS):
+        for pipeline in pipelines:
+            pipeline.time_steps(max(1, images // pipeline.batch_size // ROUNDS))
+    return [pipeline.images_per_second() for pipeline in pipelines]
 
 
 def random_data(count, seed=0):
@@ -121,13 +141,8 @@ def random_data(count, seed=0):
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
-def steps_for(images, batch_size):
-    return max(4, images // batch_size)
-
-
 def ours(name, precision, xla, batch_sizes, images):
-    """Images per second of the library's pipeline at each batch size (one model, trained on at
-    each size in turn), the precision and XLA it resolved to, and the network."""
+    """The library's pipeline, one model fed at each batch size."""
     import keras
 
     from resattn.recipes import resolve_recipe
@@ -136,16 +151,20 @@ def ours(name, precision, xla, batch_sizes, images):
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla)
     keras.utils.set_random_seed(0)
-    x, y = random_data(max(steps_for(images, size) * size for size in batch_sizes) + 1)
+    x, y = random_data(max(max(images, size * ROUNDS) for size in batch_sizes) + 1)
     model = new_training_model({"family": family, "depth": depth, **options}, recipe, x, seed=0)
-    rates = {}
-    for size in batch_sizes:
-        # One image more than whole batches: as in a run whose training set is not a multiple of
-        # the batch, the step is traced once for any batch size, and each later size reuses it.
-        steps, warm = steps_for(images, size), WARM_UP_STEPS * size + 1
-        timed = (x[: steps * size], y[: steps * size])
-        rates[size] = images_per_second(model, size, steps, (x[:warm], y[:warm]), timed)
-    return rates, recipe.compute_precision(), recipe.compiles_with_xla(), model.layers[-1]
+
+    def feeder(size):
+        def feed(steps, warm_up=False):
+            # The warm-up has one image more than whole batches: as in a run whose training set is
+            # not a multiple of the batch, the step is traced once for any batch size.
+            count = steps * size + (1 if warm_up else 0)
+            return x[:count], y[:count], size
+
+        return feed
+
+    return [Pipeline("ours", recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size))
+            for size in batch_sizes]
 
 
 def stock_keras(network):
@@ -163,8 +182,8 @@ def stock_keras(network):
 
 
 def baseline(name, images, batch_size=64):
-    """Images per second of the seed's pipeline (host-side scaling and per-image augmentation in
-    a Python data source, Keras's stock layers and optimizer, float32, no XLA), and its network."""
+    """The seed's pipeline: host-side scaling and per-image augmentation in a Python data source,
+    Keras's stock layers and optimizer, float32, no XLA."""
     import keras
     import numpy as np
     from scipy import ndimage
@@ -177,8 +196,7 @@ def baseline(name, images, batch_size=64):
     recipe = resolve_recipe(recipe_name)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    steps = steps_for(images, batch_size)
-    x, y = random_data(steps * batch_size)
+    x, y = random_data(max(images, batch_size * ROUNDS))
     scaled = ((x - np.array(SEED_MEAN)) / np.array(SEED_STD)).astype("float32")
 
     class Augmented(keras.utils.PyDataset):
@@ -209,8 +227,8 @@ def baseline(name, images, batch_size=64):
     # A shorter warm-up only (one trace, not two), as the library does; not timed.
     network.optimizer.build(network.trainable_variables)
     network._symbolic_build(data_batch=(scaled[:1], y[:1]))
-    rate = images_per_second(network, batch_size, steps, (Augmented(WARM_UP_STEPS),), (Augmented(steps),), arrays=False)
-    return rate, network
+    return Pipeline("seed-style baseline", "float32", False, batch_size, network,
+                    lambda steps, warm_up=False: (Augmented(steps),))
 
 
 HEADER = ("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
@@ -231,26 +249,24 @@ def main(argv=None):
     print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {_backend_version()}, "
           f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
     print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
-    print(f"# median step time over {args.images} images (at least 4 steps) after a {WARM_UP_STEPS}-step warm-up; "
-          "x baseline = images/s over the seed-style baseline's")
+    print(f"# median step time over about {args.images} images each (at least {ROUNDS} steps), timed in "
+          f"{ROUNDS} interleaved rounds after a {WARM_UP_STEPS}-step warm-up; x baseline = images/s over "
+          "the seed-style baseline's")
     print(HEADER)
     best_rows = []
     for name in args.networks:
-        base, macs = None, None
-        if args.baseline:
-            base, network = baseline(name, args.images)
-            macs = count_multiply_adds(network)
-            print(_row(name, "seed-style baseline", "float32", False, 64, base, base, macs, peaks["float32"]), flush=True)
-        measured = []
+        pipelines = [baseline(name, args.images)] if args.baseline else []
         for precision in args.precision:
             for xla in args.xla:
-                rates, used, compiled, network = ours(name, precision, xla, args.batch_sizes, args.images)
-                macs = macs or count_multiply_adds(network)
-                for batch_size, rate in rates.items():
-                    measured.append((rate, used, compiled, batch_size))
-                    print(_row(name, "ours", used, compiled, batch_size, rate, base, macs, peaks[used]), flush=True)
-        rate, used, compiled, batch_size = max(measured)
-        best_rows.append(_row(name, "ours, best", used, compiled, batch_size, rate, base, macs, peaks[used]))
+                pipelines += ours(name, precision, xla, args.batch_sizes, args.images)
+        rates = measure(pipelines, args.images)
+        base = rates[0] if args.baseline else None
+        macs = count_multiply_adds(pipelines[0].model)
+        rows = [(rate, p.label, p.precision, p.xla, p.batch_size) for rate, p in zip(rates, pipelines)]
+        for rate, label, precision, xla, batch_size in rows:
+            print(_row(name, label, precision, xla, batch_size, rate, base, macs, peaks[precision]), flush=True)
+        rate, _, precision, xla, batch_size = max(row for row in rows if row[1] == "ours")
+        best_rows.append(_row(name, "ours, best", precision, xla, batch_size, rate, base, macs, peaks[precision]))
     print(f"\nThe best of ours per network:\n\n{HEADER}")
     print("\n".join(best_rows))
     print(f"\n# {time.perf_counter() - started:.0f} s in all")
