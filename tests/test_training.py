@@ -192,3 +192,15 @@ def test_auto_precision_is_bfloat16_where_the_hardware_has_it_and_the_network_co
         assert conv.compute_dtype == chosen.compute_precision()
         assert model.layers[-1].layers[-1].compute_dtype == "float32"  # the softmax
         assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tracing is TensorFlow's")
+def test_the_first_fit_traces_the_training_step_once():
+    recipe = resolve_recipe("seed_adam", precision="float32")
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    model = new_training_model({"family": "seed", "depth": 56}, recipe, images, seed=0)
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)
+    model.fit(images, keras.utils.to_categorical([0, 1, 2, 3], 10), batch_size=2, epochs=1, verbose=0)
+    assert len(traces) == 1

@@ -78,7 +78,8 @@ class Recipe:
     def compute_precision(self):
         """What `precision` means here. "auto": bfloat16 on a GPU of compute capability 8.0 or
         later, and with TensorFlow on a CPU with AVX512-BF16 or AMX (twice float32's matmul rate
-        on this project's CPU, bench/bench.py); float32 elsewhere (JAX on a CPU emulates it)."""
+        on this project's CPU, bench/bench.py); float32 elsewhere, JAX on a CPU included (not
+        measured there)."""
         if self.precision != "auto":
             return self.precision
         return "bfloat16" if native_bfloat16() else "float32"
@@ -130,6 +131,7 @@ RECIPES = {
         lr_drop_unit="iteration",
     ),
 }
+
 
 def native_bfloat16():
     """Whether this backend's device computes bfloat16 natively (see Recipe.compute_precision)."""

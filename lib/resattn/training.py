@@ -128,6 +128,7 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
         # The checkpoint carries the model, the optimizer's state and its step.
         checkpoint = run_dir / state["checkpoint"]
         model = keras.saving.load_model(checkpoint, safe_mode=True)
+        build_training_state(model, dataset.x_train)
         log(f"resuming from epoch {state['epoch']} ({checkpoint.name})")
     else:
         model = new_training_model(model_options, recipe, dataset.x_train, seed)
@@ -190,14 +191,18 @@ def new_training_model(model_options, recipe, x_train, seed):
         jit_compile=recipe.compiles_with_xla(),  # saved with the model
         run_eagerly=recipe.run_eagerly,
     )
-    # The optimizer's slots and the metrics' variables made now: made inside the first traced
-    # step, they make TensorFlow trace that step a second time (Keras 3 defers the metrics on
-    # TensorFlow), which doubled the warm-up. `_symbolic_build` is what Keras runs itself under a
-    # distribution strategy; it computes nothing.
+    build_training_state(model, x_train)
+    return model
+
+
+def build_training_state(model, x_train):
+    """Makes the optimizer's slots and the metrics' variables now: made inside the first traced
+    step, they make TensorFlow trace that step a second time (Keras 3 defers the metrics on
+    TensorFlow), which doubled the warm-up. `_symbolic_build` is what Keras runs itself under a
+    distribution strategy; it computes nothing."""
     model.optimizer.build(model.trainable_variables)
     classes = model.output_shape[-1]
     model._symbolic_build(data_batch=(x_train[:1], np.zeros((1, classes), "float32")))
-    return model
 
 
 class EpochRecorder(keras.callbacks.Callback):
