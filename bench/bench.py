@@ -191,6 +191,7 @@ def baseline(name, images, batch_size=64):
     from resattn.networks import build_model
     from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
     from resattn.recipes import resolve_recipe
+    from resattn.training import build_training_state
 
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name)
@@ -224,9 +225,7 @@ def baseline(name, images, batch_size=64):
     else:
         optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
     network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-    # A shorter warm-up only (one trace, not two), as the library does; not timed.
-    network.optimizer.build(network.trainable_variables)
-    network._symbolic_build(data_batch=(scaled[:1], y[:1]))
+    build_training_state(network, scaled)  # a shorter warm-up only (one trace, not two); not timed
     return Pipeline("seed-style baseline", "float32", False, batch_size, network,
                     lambda steps, warm_up=False: (Augmented(steps),))
 
@@ -242,11 +241,12 @@ def main(argv=None):
 
     from resattn.complexity import count_multiply_adds
     from resattn.recipes import resolve_recipe
+    from resattn.training import backend_version
 
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
     peaks = {precision: peak_multiply_adds(precision) for precision in sorted(precisions, reverse=True)}
-    print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {_backend_version()}, "
+    print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {backend_version()}, "
           f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
     print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
     print(f"# median step time over about {args.images} images each (at least {ROUNDS} steps), timed in "
@@ -279,13 +279,6 @@ def _row(name, pipeline, precision, xla, batch_size, rate, base, macs, peak):
     achieved = 3 * macs * rate / peak
     return (f"| {name} | {pipeline} | {precision} | {'on' if xla else 'off'} | {batch_size} | {rate:,.0f} "
             f"| {EPOCH_IMAGES / rate:,.1f} | {ratio} | {floor:.1f} | {achieved:.0%} |")
-
-
-def _backend_version():
-    import keras
-
-    module = __import__({"tensorflow": "tensorflow", "jax": "jax"}[keras.backend.backend()])
-    return module.__version__
 
 
 def _device():

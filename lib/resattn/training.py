@@ -176,9 +176,9 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
 def new_training_model(model_options, recipe, x_train, seed):
     """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
     `x_train` (uint8 images)."""
-    policy = keras.mixed_precision.global_policy()
-    if recipe.compute_precision() != "float32":
-        keras.mixed_precision.set_global_policy(f"mixed_{recipe.compute_precision()}")
+    policy, precision = keras.mixed_precision.global_policy(), recipe.compute_precision()
+    if precision != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
     try:
         network = build_model(**model_options)
         model = training_model(network, recipe.preprocessing, x_train, seed)
@@ -316,7 +316,7 @@ def _run_record(resolved, raw_config, model_options, dataset, epochs, steps):
             "python": platform.python_version(),
             "keras": keras.__version__,
             "backend": keras.backend.backend(),
-            "backend_version": _backend_version(),
+            "backend_version": backend_version(),
             "numpy": np.__version__,
         },
         "device": _device(),
@@ -324,7 +324,8 @@ def _run_record(resolved, raw_config, model_options, dataset, epochs, steps):
     }
 
 
-def _backend_version():
+def backend_version():
+    """The version of the package behind Keras's backend."""
     backend = keras.backend.backend()
     module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
     return getattr(module, "__version__", "unknown")
