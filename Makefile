@@ -24,7 +24,7 @@ SEEDS ?=
 PROFILE ?= full
 REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
 
-.PHONY: setup test bench table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
+.PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -82,3 +82,10 @@ cifar10-subset: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Our pipeline against a stock-Keras one on the real CIFAR-10 images of ../shared/data (40,000 /
+# 10,000), float32 and auto precision, two seeds: a benchmark, about an hour on 2 cores.
+# LEARNING_ARGS: bench/learning_check.py's options, e.g. LEARNING_ARGS="--epochs 3 --seeds 0,1,2".
+LEARNING_ARGS ?=
+learning-check: setup
+	$(BIN)/python bench/learning_check.py --data $(SHARED_CIFAR10) $(LEARNING_ARGS)

@@ -6,11 +6,11 @@ side by side in one run, with the machine's measured peak beside every figure.
         [--images 512] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
-the compiled step, fused batch norm and optimizer kernels on TensorFlow), the recipe's
-optimizer, the data as arrays handed to `fit`. The baseline is the seed's: the same network
-with Keras's stock BatchNormalization and optimizer, float32 images scaled on the host, a Python
-data source that flips and shifts each image on the CPU (scipy, as ImageDataGenerator does),
-Keras `fit` on it, float32, no XLA, batch 64.
+the compiled step), the recipe's optimizer, precision and XLA setting, the data as arrays handed
+to `fit`. The baseline is the seed's: the same network and optimizer (Keras's own layers, as
+ours), float32 images scaled on the host, a Python data source that flips and shifts each
+image on the CPU (scipy, as ImageDataGenerator does), Keras `fit` on it, float32, no XLA,
+batch 64.
 
 Each figure is the median step time of about `--images` images (at least 4 steps), as images
 per second and seconds per 50,000-image epoch. Every pipeline of a network is first warmed up
@@ -167,20 +167,6 @@ def ours(name, precision, xla, batch_sizes, images):
             for size in batch_sizes]
 
 
-def stock_keras(network):
-    """The same network with Keras's own BatchNormalization in place of the library's fused one."""
-    import keras
-
-    from resattn.batch_norm import BatchNormalization
-
-    def clone(layer):
-        if isinstance(layer, BatchNormalization):
-            return keras.layers.BatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    return keras.models.clone_model(network, clone_function=clone)
-
-
 def baseline(name, images, batch_size=64):
     """The seed's pipeline: host-side scaling and per-image augmentation in a Python data source,
     Keras's stock layers and optimizer, float32, no XLA."""
@@ -219,7 +205,7 @@ def baseline(name, images, batch_size=64):
                 batch[i] = ndimage.shift(image, (dy, dx, 0), order=1, mode="nearest")
             return batch, y[index * batch_size : (index + 1) * batch_size]
 
-    network = stock_keras(build_model(family, depth, **options))
+    network = build_model(family, depth, **options)
     if recipe.optimizer == "adam":
         optimizer = keras.optimizers.Adam(recipe.learning_rate)
     else:

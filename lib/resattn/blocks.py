@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from keras import layers
 
 from resattn.attention import AttentionCombine, MaskActivation
-from resattn.batch_norm import BatchNormalization
 
 MASK_STRUCTURES = ("encoder_decoder", "local_conv")
 
@@ -72,7 +71,7 @@ def conv2d(x, filters, kernel_size, convention, stride=1, name=None):
 
 
 def bn_relu(x, convention, name):
-    x = BatchNormalization(
+    x = layers.BatchNormalization(
         momentum=convention.bn_momentum, epsilon=convention.bn_epsilon, name=f"{name}_bn"
     )(x)
     return layers.ReLU(name=f"{name}_relu")(x)

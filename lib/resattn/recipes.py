@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 
-from resattn import optimizers
 from resattn.preprocessing import PREPROCESSINGS
 
 OPTIMIZERS = ("adam", "sgd")
@@ -87,8 +86,8 @@ class Recipe:
     def make_optimizer(self, train_size):
         rate = self.learning_rate_schedule(train_size)
         if self.optimizer == "adam":
-            return optimizers.Adam(rate)
-        return optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
+            return keras.optimizers.Adam(rate)
+        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

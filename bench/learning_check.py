@@ -1,0 +1,166 @@
+"""Does our pipeline learn like stock Keras on real images? Side by side in one run.
+
+    python bench/learning_check.py [--data ../shared/data/cifar10-jpeg-train.tar.gz]
+        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--out results/learning-check]
+
+The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe, batch 64) on the
+50,000 real CIFAR-10 training images of ../shared/data, split once into 40,000 to train and
+10,000 to validate, trained two ways from the same seed:
+
+- ours: exactly what `python -m resattn.run` trains (`resattn.training.train`): uint8 images
+  in, the seed's standardization, flip and shift as the library's layers inside the model;
+- stock: the same network trained the plain Keras way: images standardized on the host,
+  Keras's `RandomFlip("horizontal")` and `RandomTranslation(0.15, 0.15)` in front of it,
+  `keras.optimizers.Adam(1e-3)`, `fit`.
+
+Each precision (`auto` is the library's default here, shown resolved) is run for every seed.
+The table gives, per epoch, each pipeline's training loss, training accuracy and validation
+accuracy (mean over seeds, each seed in brackets), ours minus stock, and whether ours lies within
+stock's seed-to-seed range. It is a benchmark, not a test: tens of minutes on a CPU.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
+PIPELINES = ("ours", "stock")
+METRICS = ("loss", "accuracy", "val_accuracy")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the CIFAR-10 image-folder archive")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--precisions", default="float32,auto")
+    parser.add_argument("--out", type=Path, default=Path("results/learning-check"))
+    args = parser.parse_args(argv)
+    if not args.data.exists():
+        sys.exit(f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
+                 "(../shared/data/cifar10-jpeg-train.tar.gz)")
+    if args.epochs < 1:
+        sys.exit(f"error: --epochs {args.epochs} is not valid; it must be >= 1")
+    try:
+        args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        sys.exit(f"error: --seeds {args.seeds!r} is not valid; give integers like 0,1")
+    if len(args.seeds) < 2 or min(args.seeds) < 0:
+        sys.exit(f"error: --seeds {args.seeds!r} is not valid; give at least two integers >= 0, like 0,1")
+    args.precisions = args.precisions.split(",")
+    for precision in args.precisions:
+        if precision not in ("auto", "float32", "bfloat16"):
+            sys.exit(f"error: --precisions {precision!r} is not valid; choose from auto, float32, bfloat16")
+    return args
+
+
+def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
+    from resattn.training import read_json, train
+
+    config = {"dataset": "image_folder", "data_dir": str(data_dir), "family": "seed", "depth": 56,
+              "recipe": "seed_adam", "precision": precision, "seed": seed, "max_epochs": epochs}
+    train(config, run_dir, force=True, dataset=dataset, log=lambda line: print(f"  ours: {line}", flush=True))
+    return [{key: row[key] for key in METRICS} for row in read_json(Path(run_dir) / "state.json")["history"]]
+
+
+def run_stock(dataset, precision, seed, epochs):
+    import keras
+    import numpy as np
+
+    from resattn.networks import build_model
+    from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+
+    keras.utils.set_random_seed(seed)
+    policy = keras.mixed_precision.global_policy()
+    if precision != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    try:
+        network = build_model("seed", 56)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1),
+        network,
+    ])
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+
+    def standardized(images):
+        return ((images.astype("float32") - np.float32(SEED_MEAN)) / np.float32(SEED_STD)).astype("float32")
+
+    def one_hot(labels):
+        return keras.utils.to_categorical(labels, dataset.num_classes)
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            figures = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+            print(f"  stock: epoch {epoch + 1}/{epochs}  {figures}  {time.perf_counter() - self.started:.1f} s", flush=True)
+
+    history = model.fit(
+        standardized(dataset.x_train), one_hot(dataset.y_train), batch_size=64, epochs=epochs, shuffle=True,
+        validation_data=(standardized(dataset.x_val), one_hot(dataset.y_val)), verbose=0, callbacks=[Progress()],
+    ).history
+    return [{key: float(history[key][epoch]) for key in METRICS} for epoch in range(epochs)]
+
+
+def table(results, precisions, seeds, epochs):
+    """Markdown: one row per precision, epoch and metric."""
+    lines = ["| precision | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
+             "| stock's range | ours within it |", "|---|---:|---|---|---|---:|---|---|"]
+    for precision in precisions:
+        for epoch in range(epochs):
+            for metric in METRICS:
+                values = {p: [results[f"{p} {precision} {seed}"][epoch][metric] for seed in seeds] for p in PIPELINES}
+                mean = {p: sum(v) / len(v) for p, v in values.items()}
+                low, high = min(values["stock"]), max(values["stock"])
+                cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", "ours")]
+                lines.append(f"| {precision} | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
+                             f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
+                             f"| {'yes' if low <= mean['ours'] <= high else 'no'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse(argv)
+    import keras
+
+    from resattn.data import load_dataset
+    from resattn.recipes import resolve_recipe
+    from resattn.training import backend_version
+
+    started = time.perf_counter()
+    precisions = {p: resolve_recipe("seed_adam", precision=p).compute_precision() for p in args.precisions}
+    print(f"# learning check {time.strftime('%Y-%m-%d')}: keras {keras.__version__}, {keras.backend.backend()} "
+          f"{backend_version()}, {os.cpu_count()} CPU cores; precisions "
+          + ", ".join(f"{p} = {resolved}" for p, resolved in precisions.items()), flush=True)
+    dataset = load_dataset("image_folder", args.data, validation_split=0.2, seed=0)
+    print(f"# data: {dataset.summary()} (one split for every run)", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_file = args.out / "results.json"
+    results = {}
+    for seed in args.seeds:
+        for precision in args.precisions:
+            for pipeline in PIPELINES:
+                key = f"{pipeline} {precision} {seed}"
+                print(f"# {key} ({precisions[precision]})", flush=True)
+                if pipeline == "ours":
+                    run_dir = args.out / f"ours-{precision}-seed{seed}"
+                    results[key] = run_ours(dataset, args.data, precision, seed, args.epochs, run_dir)
+                else:
+                    results[key] = run_stock(dataset, precisions[precision], seed, args.epochs)
+                results_file.write_text(json.dumps(results, indent=1))  # a crash keeps the runs done so far
+    report = table(results, args.precisions, args.seeds, args.epochs)
+    (args.out / "table.md").write_text(report + "\n")
+    print(f"\n{report}\n\n# {time.perf_counter() - started:.0f} s in all; results in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
