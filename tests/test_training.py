@@ -67,6 +67,14 @@ def test_saved_model_loads_in_safe_mode_and_reproduces_the_test_accuracy(referen
     assert np.mean(predictions == data.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+def test_a_saved_run_loads_after_import_resattn_alone(reference_run):
+    # A fresh interpreter: in this one the tests have imported every module already.
+    run_dir, _ = reference_run
+    load = f"import keras, resattn; keras.saving.load_model({str(run_dir / 'model.keras')!r}); print('loaded')"
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "loaded", done.stderr[-2000:]
+
+
 def test_same_seed_gives_the_same_history(reference_run, tmp_path):
     train(QUICK, tmp_path, **QUIET)
     for first, second in zip(history(reference_run[0]), history(tmp_path), strict=True):

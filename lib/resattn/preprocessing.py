@@ -12,29 +12,37 @@ SEED_SHIFT = 0.15
 PREPROCESSINGS = ("seed", "paper")
 
 
-def preprocessing_layers(kind, x_train, seed):
-    """The layers between a uint8 image and the network, for the `seed` or `paper` recipe."""
+def preprocessing_layers(kind, x_train, seed, augment=True):
+    """The layers between a uint8 image and the network, for the `seed` or `paper` recipe;
+    `augment=False` leaves out the random flip and shift."""
     if kind not in PREPROCESSINGS:
         raise ValueError(f"preprocessing={kind!r} is not valid; choose one of {PREPROCESSINGS}")
     if kind == "seed":
-        return [
+        scaling = [
             layers.Normalization(
                 mean=SEED_MEAN, variance=np.square(SEED_STD), dtype="float32", name="seed_standardize"
-            ),
+            )
+        ]
+        augmentation = [
             RandomHorizontalFlip(seed=seed, name="random_flip"),
             # ImageDataGenerator's shift: up to 15% each way, bilinear, edges filled by nearest.
             RandomShift(SEED_SHIFT, unit="fraction", fill_mode="nearest", seed=seed + 1, name="random_shift"),
         ]
-    mean_image = x_train.astype(np.float64).mean(axis=0)
-    return [
-        layers.Normalization(
-            axis=(1, 2, 3), mean=mean_image, variance=np.ones_like(mean_image), dtype="float32", name="per_pixel_mean"
-        ),
-        # Zero-pad 4 then a random crop is a shift by a whole number of pixels in [-4, 4] with
-        # zero fill (after mean subtraction zero is the mean pixel, as in common implementations).
-        RandomShift(4, unit="pixel", fill_mode="zeros", seed=seed + 1, name="random_pad_crop"),
-        RandomHorizontalFlip(seed=seed, name="random_flip"),
-    ]
+    else:
+        mean_image = x_train.astype(np.float64).mean(axis=0)
+        scaling = [
+            layers.Normalization(
+                axis=(1, 2, 3), mean=mean_image, variance=np.ones_like(mean_image), dtype="float32",
+                name="per_pixel_mean",
+            )
+        ]
+        augmentation = [
+            # Zero-pad 4 then a random crop is a shift by a whole number of pixels in [-4, 4] with
+            # zero fill (after mean subtraction zero is the mean pixel, as in common implementations).
+            RandomShift(4, unit="pixel", fill_mode="zeros", seed=seed + 1, name="random_pad_crop"),
+            RandomHorizontalFlip(seed=seed, name="random_flip"),
+        ]
+    return scaling + augmentation if augment else scaling
 
 
 @keras.saving.register_keras_serializable(package="resattn")
@@ -119,10 +127,10 @@ class RandomHorizontalFlip(layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def training_model(network, kind, x_train, seed):
+def training_model(network, kind, x_train, seed, augment=True):
     """uint8 images -> preprocessing -> network, as one model to train, save and evaluate."""
     inputs = keras.Input(shape=x_train.shape[1:], name="image")
     x = layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs)
-    for layer in preprocessing_layers(kind, x_train, seed):
+    for layer in preprocessing_layers(kind, x_train, seed, augment):
         x = layer(x)
     return keras.Model(inputs, network(x), name=network.name)

@@ -173,15 +173,15 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     return metrics
 
 
-def new_training_model(model_options, recipe, x_train, seed):
+def new_training_model(model_options, recipe, x_train, seed, augment=True):
     """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
-    `x_train` (uint8 images)."""
+    `x_train` (uint8 images); `augment=False` leaves out the random flip and shift."""
     policy, precision = keras.mixed_precision.global_policy(), recipe.compute_precision()
     if precision != "float32":
         keras.mixed_precision.set_global_policy(f"mixed_{precision}")
     try:
         network = build_model(**model_options)
-        model = training_model(network, recipe.preprocessing, x_train, seed)
+        model = training_model(network, recipe.preprocessing, x_train, seed, augment)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     model.compile(
