@@ -1,7 +1,7 @@
 """Does our pipeline learn like stock Keras on real images? Side by side in one run.
 
     python bench/learning_check.py [--data ../shared/data/cifar10-jpeg-train.tar.gz]
-        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--out results/learning-check]
+        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--out results/learning-check] [--fresh]
 
 The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe, batch 64) on the
 50,000 real CIFAR-10 training images of ../shared/data, split once into 40,000 to train and
@@ -16,7 +16,8 @@ The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe,
 Each precision (`auto` is the library's default here, shown resolved) is run for every seed.
 The table gives, per epoch, each pipeline's training loss, training accuracy and validation
 accuracy (mean over seeds, each seed in brackets), ours minus stock, and whether ours lies within
-stock's seed-to-seed range. It is a benchmark, not a test: tens of minutes on a CPU.
+stock's seed-to-seed range. It is a benchmark, not a test: about an hour on 2 CPU cores. Each
+finished run is kept in `--out`/results.json, so an interrupted check picks up where it stopped.
 """
 
 import argparse
@@ -38,22 +39,24 @@ def parse(argv):
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--precisions", default="float32,auto")
     parser.add_argument("--out", type=Path, default=Path("results/learning-check"))
+    parser.add_argument("--fresh", action="store_true", help="redo runs that an earlier check finished")
     args = parser.parse_args(argv)
-    if not args.data.exists():
-        sys.exit(f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
-                 "(../shared/data/cifar10-jpeg-train.tar.gz)")
     if args.epochs < 1:
         sys.exit(f"error: --epochs {args.epochs} is not valid; it must be >= 1")
     try:
-        args.seeds = [int(seed) for seed in args.seeds.split(",")]
+        seeds = [int(seed) for seed in args.seeds.split(",")]
     except ValueError:
-        sys.exit(f"error: --seeds {args.seeds!r} is not valid; give integers like 0,1")
-    if len(args.seeds) < 2 or min(args.seeds) < 0:
+        seeds = []
+    if len(seeds) < 2 or min(seeds) < 0:
         sys.exit(f"error: --seeds {args.seeds!r} is not valid; give at least two integers >= 0, like 0,1")
+    args.seeds = seeds
     args.precisions = args.precisions.split(",")
     for precision in args.precisions:
         if precision not in ("auto", "float32", "bfloat16"):
             sys.exit(f"error: --precisions {precision!r} is not valid; choose from auto, float32, bfloat16")
+    if not args.data.exists():
+        sys.exit(f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
+                 "(../shared/data/cifar10-jpeg-train.tar.gz)")
     return args
 
 
@@ -144,11 +147,16 @@ def main(argv=None):
     print(f"# data: {dataset.summary()} (one split for every run)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
-    results = {}
+    # Runs finished by an earlier, interrupted check of the same length are kept, not redone.
+    done = json.loads(results_file.read_text()) if results_file.exists() and not args.fresh else {}
+    results = {key: rows for key, rows in done.items() if len(rows) == args.epochs}
     for seed in args.seeds:
         for precision in args.precisions:
             for pipeline in PIPELINES:
                 key = f"{pipeline} {precision} {seed}"
+                if key in results:
+                    print(f"# {key}: done in an earlier run ({results_file})", flush=True)
+                    continue
                 print(f"# {key} ({precisions[precision]})", flush=True)
                 if pipeline == "ours":
                     run_dir = args.out / f"ours-{precision}-seed{seed}"

@@ -1,5 +1,5 @@
-"""bench/bench.py's options are checked before anything runs. (Its figures are measured by
-running it, not here.)"""
+"""bench/bench.py's and bench/learning_check.py's options are checked before anything runs.
+(Their figures are measured by running them, not here.)"""
 
 import subprocess
 import sys
@@ -7,20 +7,24 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.mark.parametrize(
-    "argument, message",
+    "script, argument, message",
     [
-        ("--networks=seed57", "--networks 'seed57' is not valid; choose from seed56, seed92, paper56, paper92"),
-        ("--precision=fp8", "--precision 'fp8' is not valid; choose from auto, float32, bfloat16"),
-        ("--batch-sizes=64,x", "--batch-sizes '64,x' is not valid"),
-        ("--images=0", "--images 0 is not valid"),
+        ("bench.py", "--networks=seed57", "--networks 'seed57' is not valid; choose from seed56, seed92, paper56, paper92"),
+        ("bench.py", "--precision=fp8", "--precision 'fp8' is not valid; choose from auto, float32, bfloat16"),
+        ("bench.py", "--batch-sizes=64,x", "--batch-sizes '64,x' is not valid"),
+        ("bench.py", "--images=0", "--images 0 is not valid"),
+        ("learning_check.py", "--seeds=0", "--seeds '0' is not valid; give at least two integers >= 0"),
+        ("learning_check.py", "--epochs=0", "--epochs 0 is not valid"),
+        ("learning_check.py", "--precisions=fp8", "--precisions 'fp8' is not valid; choose from auto, float32"),
+        ("learning_check.py", "--data=/no/such/archive", "--data '/no/such/archive' does not exist"),
     ],
 )
-def test_bad_options_stop_with_one_line(argument, message):
-    result = subprocess.run([sys.executable, str(BENCH), argument], capture_output=True, text=True, timeout=60)
+def test_bad_options_stop_with_one_line(script, argument, message):
+    result = subprocess.run([sys.executable, str(BENCH / script), argument], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
