@@ -60,7 +60,7 @@ reproduce-paper: setup
 
 # Every config under the smoke profile, two at a time on the CPU, into results/smoke/.
 smoke: setup
-	$(BIN)/python -m resattn.reproduce --profile smoke --gpus cpu --jobs 2 --subset all
+	$(BIN)/python -m resattn.reproduce --profile smoke --gpus cpu --jobs 2 --subset all --no-preflight
 
 results: setup
 	$(REPRODUCE) --profile $(PROFILE) --results-only

@@ -126,3 +126,29 @@ def test_seeds_give_each_config_one_run_per_seed_named_after_it(tmp_path):
     jobs = plan(tmp_path / "params", ROOT / "notebooks", "all", "tiny", None, [3, 7])
     assert [(job.name, job.config["seed"]) for job in jobs] == [("a-good", 3), ("a-good-seed7", 7)]
     assert jobs[1].effective["dataset"] == "synthetic" and jobs[1].effective["max_steps_per_epoch"] == 1
+
+
+def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_fails(tmp_path):
+    """A network whose first step does not fit in memory (the likeliest failure on a GPU: a deep
+    network on a small card) is stopped by the preflight, in its own process, before any
+    config trains; the driver names the config. Memory is capped with `ulimit -v`, under which
+    TensorFlow either reports the failed allocation or dies of it."""
+    fits = "dataset: synthetic\nsynthetic_size: 16\nfamily: seed\ndepth: 56\nprecision: float32\nmax_epochs: 1\n"
+    params = suite(tmp_path, {
+        "a-fits": fits + "image_size: 16\nbatch_size: 8\n",
+        "b-too-big": fits + "image_size: 256\nbatch_size: 256\n",  # its first conv's output alone is 4 GiB
+    })
+    (params / "profiles" / "as-is.yaml").write_text("{}\n")
+    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results",
+               str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--jobs", "2"]
+    done = subprocess.run(["bash", "-c", 'ulimit -v 4000000 && exec "$@"', "-", *command],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "preflight: 2 distinct network(s) of 2 run(s)" in done.stdout
+    assert "preflight: ok in" in done.stdout and "(a-fits)" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert "seed:56 failed: out of memory" in errors[0] or "seed:56 failed: the process died of SIG" in errors[0]
+    assert errors[0].endswith("affects b-too-big")
+    assert "nothing was trained" in done.stderr
+    assert not list((tmp_path / "results").glob("*/state.json")) and "start on" not in done.stdout

@@ -31,6 +31,7 @@ from resattn.configs import (
     list_configs,
     read_profile,
 )
+from resattn.preflight import run_preflight
 from resattn.training import FINISHED, jsonable, read_json
 
 TRAIN_NOTEBOOK = "train.ipynb"
@@ -39,6 +40,10 @@ ERROR_FILE = "notebook-error.txt"
 # The lines of a run shown on the console (all of its output goes to its log.txt): the training's
 # progress and any error.
 PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
+
+
+class PreflightFailed(Exception):
+    """A network's first training step failed before the grid (the lines are printed)."""
 
 
 @dataclass
@@ -135,9 +140,7 @@ class Runner:
         parameters = {**job.config, "profile": self.profile, "params_dir": str(self.params_dir),
                       "run_dir": str(job.run_dir.resolve()), "force": False}
         (job.run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
-        env = dict(os.environ)
-        if slot is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slot
+        env = slot_environment(slot)
         command = [
             sys.executable, "-m", "papermill", str(self.notebooks_dir / TRAIN_NOTEBOOK),
             str(job.run_dir / TRAIN_NOTEBOOK), "-f", str(job.run_dir / "parameters.yaml"),
@@ -170,6 +173,14 @@ class Runner:
         with self.lock:
             for process in self.processes:
                 process.terminate()
+
+
+def slot_environment(slot):
+    """The environment of a process that runs on `slot` (a GPU index, "-1" for the CPU, None: as is)."""
+    env = dict(os.environ)
+    if slot is not None:
+        env["CUDA_VISIBLE_DEVICES"] = slot
+    return env
 
 
 def _worth_showing(line):
@@ -211,6 +222,8 @@ def main(argv=None):
     parser.add_argument("--params", default="params", help="the configs' folder")
     parser.add_argument("--notebooks", default="notebooks", help="the notebooks' folder")
     parser.add_argument("--results-only", action="store_true", help="only rebuild the results notebook and summary")
+    parser.add_argument("--no-preflight", dest="preflight", action="store_false",
+                        help="skip the first training step of every network before the grid")
     args = parser.parse_args(argv)
     results_dir = results_root(args.results, args.profile)
     data_dir = None if args.data in ("", "keras") else Path(args.data)
@@ -225,7 +238,12 @@ def main(argv=None):
         return 2
     failed = []
     if not args.results_only:
-        failed = _run_all(jobs, results_dir, args, slots)
+        try:
+            failed = _run_all(jobs, results_dir, args, slots)
+        except PreflightFailed:
+            print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
+                  file=sys.stderr)
+            return 1
         if failed is None:
             return 130
     if not run_results(args.notebooks, results_dir, args.params):
@@ -247,6 +265,12 @@ def _run_all(jobs, results_dir, args, slots):
         f" already (skipped), {len(pending)} to run on {len(slots)} slot(s)",
         flush=True,
     )
+    if pending and args.preflight:
+        failures = run_preflight(pending, slots, slot_environment, echo=lambda line: print(line, flush=True))
+        for failure in failures:
+            print(f"error: preflight: {failure}", file=sys.stderr, flush=True)
+        if failures:
+            raise PreflightFailed()
     runner = Runner(args.notebooks, args.params, args.profile, slots, echo=lambda line: print(line, flush=True))
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         futures = [pool.submit(runner.run, job) for job in pending]

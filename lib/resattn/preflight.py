@@ -1,0 +1,128 @@
+"""Before a grid trains anything, every distinct network of its configs compiles and runs one
+training step, as its configs will train it (precision, XLA, batch size, optimizer,
+preprocessing) on the device they will use, each in its own process. A step that fails there
+would fail every config that uses it, hours into the grid; here it stops the grid in minutes.
+
+    python -m resattn.preflight '<a run config as JSON>'     (one step; what the grid runs)
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from resattn.data import CIFAR
+
+# The run keys that do not change the compiled step: the data and the schedule.
+NOT_IN_STEP = (
+    "dataset", "data_dir", "validation_split", "label_noise", "limit", "synthetic_size", "synthetic_classes",
+    "seed", "learning_rate", "epochs", "iterations", "lr_drops", "lr_drop_unit", "early_stopping_patience",
+    "early_stopping_monitor", "schedule_scale", "max_epochs", "max_steps_per_epoch",
+)
+CHILD_TIMEOUT = 3600  # compiling Attention-452 with XLA takes minutes; a hung device must not hang the grid
+
+
+def step_config(effective):
+    """The part of a run config that its first training step depends on."""
+    step = {key: value for key, value in effective.items() if key not in NOT_IN_STEP}
+    dataset = effective.get("dataset", "synthetic")
+    if dataset in CIFAR:
+        step.setdefault("num_classes", CIFAR[dataset].classes)
+    elif dataset == "synthetic":
+        step.setdefault("num_classes", effective.get("synthetic_classes", 10))
+    else:
+        step.setdefault("num_classes", 10)  # an image folder's classes are counted when it is read
+    return step
+
+
+def distinct_steps(jobs):
+    """{step config as JSON: [names of the jobs that train it]}, in the jobs' order."""
+    steps = {}
+    for job in jobs:
+        key = json.dumps(step_config(job.effective), sort_keys=True)
+        steps.setdefault(key, []).append(job.name)
+    return steps
+
+
+def run_preflight(jobs, slots, environment, echo=print):
+    """Runs every distinct step, one process per step, at most one per slot at a time. Returns
+    one line per failing step, naming the configs it affects ([] when all pass)."""
+    steps = distinct_steps(jobs)
+    echo(f"preflight: {len(steps)} distinct network(s) of {len(jobs)} run(s), one training step each, in its own process")
+    free = list(slots)
+
+    def check(item):
+        key, names = item
+        slot = free.pop()
+        try:
+            started = time.perf_counter()
+            ok, detail = _child_step(key, environment(slot))
+            seconds = time.perf_counter() - started
+        finally:
+            free.append(slot)
+        if ok:
+            echo(f"preflight: ok in {seconds:.0f} s: {detail} ({', '.join(names)})")
+            return None
+        return f"{detail}; affects {', '.join(names)}"
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        return [line for line in pool.map(check, steps.items()) if line]
+
+
+def _child_step(key, env):
+    command = [sys.executable, "-m", "resattn.preflight", key]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False, f"no step within {CHILD_TIMEOUT} s"
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and reports:
+        report = reports[-1]
+        return True, f"{report['network']} ({report['precision']}, XLA {'on' if report['xla'] else 'off'}, batch {report['batch_size']})"
+    step = json.loads(key)
+    output = done.stdout + done.stderr
+    out_of_memory = [line for line in output.splitlines() if "OOM when allocating" in line or "RESOURCE_EXHAUSTED" in line]
+    if out_of_memory:
+        error = "out of memory: " + out_of_memory[-1].split("RESOURCE_EXHAUSTED: ")[-1].split(" on /job")[0]
+    elif done.returncode < 0:
+        error = f"the process died of {signal.Signals(-done.returncode).name}"
+    else:
+        from resattn.reproduce import last_error  # reproduce imports this module
+
+        error = last_error(output)
+    return False, f"the first training step of {step.get('family', 'seed')}:{step.get('depth', 56)} failed: {error}"
+
+
+def one_step(step):
+    """Builds the training model a run of `step` builds and fits it on one batch of synthetic
+    images; returns what ran. Raises whatever the step raises."""
+    import keras
+    import numpy as np
+
+    from resattn.training import new_training_model, resolve_run_config
+
+    keras.utils.set_random_seed(0)
+    resolved = resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
+    recipe = resolved["recipe"]
+    side, classes = resolved["data"]["image_size"], resolved["model"]["num_classes"]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(recipe.batch_size, side, side, 3), dtype=np.uint8)
+    labels = keras.utils.to_categorical(np.arange(recipe.batch_size) % classes, classes)
+    model = new_training_model(resolved["model"], recipe, images, seed=0)
+    loss = model.fit(images, labels, batch_size=recipe.batch_size, epochs=1, verbose=0).history["loss"][-1]
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"the first step's loss is {loss}")
+    return {"network": model.layers[-1].name, "precision": recipe.compute_precision(),
+            "xla": recipe.compiles_with_xla(), "batch_size": recipe.batch_size, "loss": float(loss)}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    print(json.dumps(one_step(json.loads(argv[0]))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
