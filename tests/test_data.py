@@ -2,6 +2,9 @@
 
 import os
 import pickle
+import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -183,3 +186,20 @@ def test_synthetic_is_deterministic_and_balanced_enough():
 def test_bad_data_options_name_the_value(options, pattern):
     with pytest.raises(ValueError, match=pattern):
         load_dataset(**options)
+
+
+def test_a_data_error_at_the_command_line_is_one_error_line(tmp_path):
+    folder = write_cifar(tmp_path, "cifar10", per_file=10)
+    marker = tmp_path / "pwned"
+    payload = RunsCode()
+    payload.marker = marker
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": payload, b"labels": []}, protocol=2))
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.run", "dataset=cifar10", f"data_dir={tmp_path}", "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert re.fullmatch(r"error: cifar10/data_batch_1: refusing to load (posix|os)\.system: .*", errors[0])
+    assert not marker.exists()

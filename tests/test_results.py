@@ -43,6 +43,10 @@ def runs_dir(tmp_path):
     runs = tmp_path / "results"
     fabricate(runs / "seed2-cifar10-a56-mixed-arl-adam", test_accuracy=0.86, seconds=2.0)
     fabricate(runs / "seed2-cifar10-a56-mixed-arl-adam-seed1", test_accuracy=0.88, seconds=4.0, seed=1)
+    # Trained, then its notebook failed: its figures are not the config's, its time neither.
+    notebook_failed = runs / "seed2-cifar10-a56-mixed-arl-adam-seed2"
+    fabricate(notebook_failed, test_accuracy=0.10, seconds=100.0, seed=2)
+    (notebook_failed / "notebook-error.txt").write_text("the notebook stopped (exit 1)\nValueError: plot broke\n")
     fabricate(runs / "seed1-cifar10-a56-seedspatial-arl-adam", status="failed")
     fabricate(runs / "seed3-cifar10-a56-mixed-nal-adam", status="running", epochs=1)
     notebook_failed = runs / "seed5-cifar100-a56-mixed-nal-adam"
@@ -73,9 +77,9 @@ def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(ru
     row = table.loc["seed2-cifar10-a56-mixed-arl-adam"]
     assert row["test acc (%)"] == pytest.approx(87.0)
     assert row["± std"] == pytest.approx(math.sqrt(2))  # sample std of 86 and 88
-    assert row["runs"] == 2 and row["status"] == "2 completed"
+    assert row["runs"] == 2 and row["status"] == "2 completed, 1 failed"
     assert row["seed's acc (%)"] == 86.26 and row["difference"] == pytest.approx(87.0 - 86.26)
-    assert row["s/epoch"] == pytest.approx(3.0) and row["seed's s/epoch (T4)"] == 48.6
+    assert row["s/epoch"] == pytest.approx(3.0) and row["seed's s/epoch (T4)"] == 48.6  # the finished runs' mean
     assert (row["dataset"], row["depth"], row["optimizer"], row["mask activation"], row["mechanism"]) == (
         "CIFAR-10", 56, "Adam", "mixed", "ARL")
     assert table.loc["seed1-cifar10-a56-seedspatial-arl-adam", "status"] == "failed"

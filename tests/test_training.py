@@ -53,7 +53,8 @@ def test_short_run_learns_and_writes_every_file(reference_run):
     assert metrics["seconds_per_epoch"] > 0 and metrics["images_per_second"] > 0
     rows = history(run_dir)
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup"]
+    assert [row["warmup"] for row in rows] == ["1", "0", "0"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["seed"] == 5 and config["versions"]["keras"] == keras.__version__ and config["device"]
     assert config["recipe"]["batch_size"] == 64 and config["data"]["train_size"] == 480
@@ -120,6 +121,27 @@ def test_sigkilled_run_resumes_from_its_last_epoch(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 3
     assert [p.name for p in tmp_path.glob("checkpoint-*.keras")] == ["checkpoint-0003.keras"]
+
+
+def test_a_run_that_crashed_in_epoch_2_resumes_with_each_epochs_own_rate_and_time(tmp_path):
+    """The rate logged for an epoch is the one it trained at (the drop after epoch 2 shows in
+    epoch 3, not 2), and seconds per epoch leave out each process's first epoch (tracing)."""
+    config = {**QUICK, "recipe": "seed_sgd", "lr_drops": [2]}
+
+    def crash_in_epoch_2(line):
+        if line.startswith("epoch 2/"):
+            raise RuntimeError("the machine went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        train(config, tmp_path, log=crash_in_epoch_2)
+    assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 1
+    lines = []
+    metrics = train(config, tmp_path, log=lines.append)
+    rows = history(tmp_path)
+    assert [float(row["learning_rate"]) for row in rows] == pytest.approx([0.1, 0.1, 0.01])
+    assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.keras): SGD at step 8") for line in lines)
+    assert [row["warmup"] for row in rows] == ["1", "1", "0"]  # epoch 2 was the resumed process's first
+    assert metrics["status"] == "completed" and metrics["seconds_per_epoch"] == pytest.approx(float(rows[2]["seconds"]))
 
 
 def test_nan_loss_ends_the_run_as_diverged(tmp_path):
@@ -212,3 +234,35 @@ def test_the_first_fit_traces_the_training_step_once():
     model.train_step = lambda data: traces.append(1) or train_step(data)
     model.fit(images, keras.utils.to_categorical([0, 1, 2, 3], 10), batch_size=2, epochs=1, verbose=0)
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("precision", ["float16"])
+def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(tmp_path, precision):
+    """What a resumed run trains on: float16's loss-scale wrapper, the step (the learning-rate
+    schedule's position) and the momentum as they were saved. load_model lost all three for
+    float16 (a resumed run went to NaN)."""
+    from resattn.training import EpochRecorder, restore_training_model
+
+    recipe = resolve_recipe("seed_sgd", precision=precision)
+    options = {"family": "paper", "depth": 56, "num_classes": 10, "input_shape": (16, 16, 3)}
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
+    labels = np.eye(10)[np.arange(32) % 10]
+    model = new_training_model(options, recipe, images, seed=0)
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
+    state = {"epoch": 1, "checkpoint": None, "history": []}
+    recorder = EpochRecorder(tmp_path, state, recipe, 2, log=lambda line: None)
+    recorder.set_model(model)
+    recorder.save_checkpoint()
+
+    restored = restore_training_model(options, recipe, images, 1, tmp_path / state["checkpoint"])
+    expected = "LossScaleOptimizer" if precision == "float16" else "SGD"
+    assert type(model.optimizer).__name__ == type(restored.optimizer).__name__ == expected
+    assert int(restored.optimizer.iterations) == 2
+    # In order: a second model in one process gets other layer names.
+    assert len(model.optimizer.variables) == len(restored.optimizer.variables)
+    assert sum("momentum" in v.path for v in model.optimizer.variables) > 100
+    assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, restored.optimizer.variables))
+    weights = [(a.path, np.array(a), np.array(b)) for a, b in zip(model.weights, restored.weights)
+               if "seed_generator" not in a.path]
+    assert all(np.array_equal(a, b) for _, a, b in weights)

@@ -141,7 +141,9 @@ def soft_mask(x, filters, levels, bottom, r, convention, structure, activation, 
 
 
 def _upsample(x, convention, name):
-    return layers.UpSampling2D(2, interpolation=convention.upsampling, name=name)(x)
+    # Bilinear in float32: under bfloat16, TensorFlow's XLA gradient of it mixes precisions and stops.
+    dtype = "float32" if convention.upsampling == "bilinear" else None
+    return layers.UpSampling2D(2, interpolation=convention.upsampling, dtype=dtype, name=name)(x)
 
 
 def attention_module(

@@ -3,7 +3,10 @@ training step, as its configs will train it (precision, XLA, batch size, optimiz
 preprocessing) on the device they will use, each in its own process. A step that fails there
 would fail every config that uses it, hours into the grid; here it stops the grid in minutes.
 
-    python -m resattn.preflight '<a run config as JSON>'     (one step; what the grid runs)
+    python -m resattn.preflight '<a run config as JSON>' [...]
+
+prints one JSON line per config (what ran, or the error) and exits 1 if any step failed. The grid
+runs one config per process.
 """
 
 import json
@@ -78,7 +81,7 @@ def _child_step(key, env):
     except subprocess.TimeoutExpired:
         return False, f"no step within {CHILD_TIMEOUT} s"
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode == 0 and reports:
+    if done.returncode == 0 and reports and "error" not in reports[-1]:
         report = reports[-1]
         return True, f"{report['network']} ({report['precision']}, XLA {'on' if report['xla'] else 'off'}, batch {report['batch_size']})"
     step = json.loads(key)
@@ -88,6 +91,8 @@ def _child_step(key, env):
         error = "out of memory: " + out_of_memory[-1].split("RESOURCE_EXHAUSTED: ")[-1].split(" on /job")[0]
     elif done.returncode < 0:
         error = f"the process died of {signal.Signals(-done.returncode).name}"
+    elif reports:
+        error = reports[-1]["error"]
     else:
         from resattn.reproduce import last_error  # reproduce imports this module
 
@@ -118,10 +123,27 @@ def one_step(step):
             "xla": recipe.compiles_with_xla(), "batch_size": recipe.batch_size, "loss": float(loss)}
 
 
+def _cause(error):
+    """The line of an error's message that says what went wrong: TensorFlow's start with "Graph
+    execution error:" and the Python stack of the failing node, and end with the cause."""
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and not line[0].isspace() and not line.startswith(("[[", "Detected at node"))]
+    causes = [line for line in lines if line != "Graph execution error:"]
+    return (causes or lines or ["(no message)"])[-1]
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    print(json.dumps(one_step(json.loads(argv[0]))), flush=True)
-    return 0
+    failed = False
+    for text in sys.argv[1:] if argv is None else argv:
+        step = json.loads(text)
+        try:
+            started = time.perf_counter()
+            report = {**one_step(step), "seconds": round(time.perf_counter() - started, 1)}
+        except Exception as error:
+            failed = True
+            report = {"step": step, "error": f"{type(error).__name__}: {_cause(error)}"}
+        print(json.dumps(report), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

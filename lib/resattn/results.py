@@ -138,7 +138,7 @@ def aggregate(runs):
             "test_accuracy_std": done["test_accuracy"].std() if len(done) > 1 else math.nan,
             "test_error": done["test_error"].mean() if len(done) else math.nan,
             "test_error_std": done["test_error"].std() if len(done) > 1 else math.nan,
-            "seconds_per_epoch": group["seconds_per_epoch"].mean(),
+            "seconds_per_epoch": group.loc[group["status"].isin(FINISHED), "seconds_per_epoch"].mean(),
             "parameters": group["parameters"].dropna().iloc[0] if group["parameters"].notna().any() else math.nan,
             "error": "; ".join(group["error"].dropna().astype(str)) or None,
         })

@@ -31,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--run-dir", required=True, help="where the run's files go")
     parser.add_argument("--force", action="store_true", help="retrain a finished run from scratch")
     args = parser.parse_args(argv)
+    from resattn.data import DataError
     from resattn.training import resolve_run_config, train
 
     try:
@@ -39,7 +40,11 @@ def main(argv=None):
     except (ValueError, OSError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    metrics = train(config, args.run_dir, force=args.force, log=lambda line: print(line, flush=True))
+    try:
+        metrics = train(config, args.run_dir, force=args.force, log=lambda line: print(line, flush=True))
+    except DataError as error:  # bad input, like a bad config: its message says it all
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0 if metrics and metrics.get("status") in ("completed", "early_stopped") else 1
 
 

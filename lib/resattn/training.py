@@ -43,7 +43,8 @@ DATA_DEFAULTS = {
 RUN_KEYS = ("recipe", "seed")
 CONFIG_KEYS = RUN_KEYS + tuple(DATA_DEFAULTS) + tuple(k for k in MODEL_KEYS if k != "input_shape") + RECIPE_KEYS
 FINISHED = ("completed", "early_stopped", "diverged")
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+# warmup: 1 for the first epoch a process trains, whose seconds include tracing and compiling.
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup")
 
 
 def resolve_run_config(raw):
@@ -125,11 +126,10 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     epochs = recipe.epochs_for(train_size)
     steps = recipe.steps_per_epoch(train_size)
     if state:
-        # The checkpoint carries the model, the optimizer's state and its step.
         checkpoint = run_dir / state["checkpoint"]
-        model = keras.saving.load_model(checkpoint, safe_mode=True)
-        build_training_state(model, dataset.x_train)
-        log(f"resuming from epoch {state['epoch']} ({checkpoint.name})")
+        model = restore_training_model(model_options, recipe, dataset.x_train, seed, checkpoint)
+        log(f"resuming from epoch {state['epoch']} ({checkpoint.name}): {type(model.optimizer).__name__} at step "
+            f"{int(model.optimizer.iterations)}")
     else:
         model = new_training_model(model_options, recipe, dataset.x_train, seed)
         state = {"config": jsonable(raw_config), "epoch": 0, "status": "running", "history": [], "checkpoint": None}
@@ -146,7 +146,7 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     validation = None
     if len(dataset.x_val):
         validation = (dataset.x_val, keras.utils.to_categorical(dataset.y_val, dataset.num_classes))
-    recorder = EpochRecorder(run_dir, state, recipe, epochs, log)
+    recorder = EpochRecorder(run_dir, state, recipe, epochs, log, recipe.learning_rate_schedule(train_size))
     if state["epoch"] < epochs:
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
             f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
@@ -195,6 +195,15 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
     return model
 
 
+def restore_training_model(model_options, recipe, x_train, seed, checkpoint):
+    """A checkpoint's model and optimizer state (step, slots, loss scale) in a model compiled
+    as a new run's is: `load_model` restores a float16 run's optimizer without its loss-scale
+    wrapper, and so without its step and momentum."""
+    model = new_training_model(model_options, recipe, x_train, seed)
+    model.load_weights(checkpoint)
+    return model
+
+
 def build_training_state(model, x_train):
     """Makes the optimizer's slots and the metrics' variables now: made inside the first traced
     step, they make TensorFlow trace that step a second time (Keras 3 defers the metrics on
@@ -210,9 +219,11 @@ class EpochRecorder(keras.callbacks.Callback):
     atomically in that order, so a run killed at any moment resumes from its last whole epoch.
     Also applies early stopping (its counters live in the state) and stops on a NaN loss."""
 
-    def __init__(self, run_dir, state, recipe, epochs, log):
+    def __init__(self, run_dir, state, recipe, epochs, log, learning_rate=None):
         super().__init__()
         self.run_dir, self.state, self.recipe, self.epochs, self.log = run_dir, state, recipe, epochs, log
+        self.learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
+        self.warmup = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -220,8 +231,9 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: float(value) for key, value in (logs or {}).items()}
         row = {"epoch": epoch + 1, **{key: logs.get(key, math.nan) for key in HISTORY_COLUMNS[1:5]}}
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["learning_rate"] = self._rate_of_the_last_update()
         row["seconds"] = time.perf_counter() - self.started
+        row["warmup"], self.warmup = int(self.warmup), False
         self.state["history"].append(row)
         self.state["epoch"] = epoch + 1
         self.log(_progress_line(row, self.epochs))
@@ -233,6 +245,13 @@ class EpochRecorder(keras.callbacks.Callback):
             self.state["status"] = "early_stopped"
             self.model.stop_training = True
         self.save_checkpoint()
+
+    def _rate_of_the_last_update(self):
+        """The epoch's rate: the optimizer's own rate now is the next update's, the next epoch's."""
+        if not callable(self.learning_rate):
+            return float(self.learning_rate)
+        step = max(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) - 1, 0)
+        return float(keras.ops.convert_to_numpy(self.learning_rate(step)))
 
     def _should_stop_early(self, row):
         patience = self.recipe.early_stopping_patience
@@ -276,8 +295,8 @@ def _metrics(model, network, dataset, state, config):
     history = state["history"]
     seconds = [row["seconds"] for row in history]
     val = [row["val_accuracy"] for row in history if _finite(row["val_accuracy"])]
-    after_first = seconds[1:] if len(seconds) > 1 else seconds
-    mean_seconds = float(np.mean(after_first)) if after_first else math.nan
+    steady = [row["seconds"] for row in history if not row.get("warmup")] or seconds
+    mean_seconds = float(np.mean(steady)) if steady else math.nan
     steps = config["steps_per_epoch"]
     images_per_epoch = min(len(dataset.x_train), steps * config["recipe"]["batch_size"])
     metrics = {
@@ -287,7 +306,8 @@ def _metrics(model, network, dataset, state, config):
         "final_val_accuracy": val[-1] if val else None,
         "test_loss": None,
         "test_accuracy": None,
-        "seconds_per_epoch": mean_seconds,  # the seed's measure: the mean over epochs after the first
+        # The seed's measure, the mean over epochs after the first, and after a resume's first too.
+        "seconds_per_epoch": mean_seconds,
         "images_per_second": images_per_epoch / mean_seconds if mean_seconds else None,
         "parameters": count_parameters(network),
         "multiply_adds": count_multiply_adds(network),
