@@ -82,6 +82,19 @@ def test_same_seed_gives_the_same_history(reference_run, tmp_path):
         assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
 
 
+def test_steps_per_execution_changes_no_figure(reference_run, tmp_path):
+    """Eight steps an epoch in calls of three (the last call two): the same history, as the GPU
+    default of 32 steps a call would give."""
+    lines = []
+    train({**QUICK, "steps_per_execution": 3}, tmp_path, log=lines.append)
+    columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "warmup")
+    assert [[row[key] for key in columns] for row in history(tmp_path)] == [
+        [row[key] for key in columns] for row in history(reference_run[0])]
+    assert json.loads((tmp_path / "config.json").read_text())["execution"]["steps_per_execution"] == 3
+    assert sum(line.startswith("epoch ") for line in lines) == 3
+    assert [p.name for p in tmp_path.glob("checkpoint-*.keras")] == ["checkpoint-0003.keras"]
+
+
 def test_finished_run_is_not_retrained(reference_run):
     run_dir, metrics = reference_run
     saved = (run_dir / "model.keras").stat().st_mtime_ns
@@ -126,7 +139,7 @@ def test_sigkilled_run_resumes_from_its_last_epoch(tmp_path):
 def test_a_run_that_crashed_in_epoch_2_resumes_with_each_epochs_own_rate_and_time(tmp_path):
     """The rate logged for an epoch is the one it trained at (the drop after epoch 2 shows in
     epoch 3, not 2), and seconds per epoch leave out each process's first epoch (tracing)."""
-    config = {**QUICK, "recipe": "seed_sgd", "lr_drops": [2]}
+    config = {**QUICK, "recipe": "seed_sgd", "lr_drops": [2], "steps_per_execution": 3}
 
     def crash_in_epoch_2(line):
         if line.startswith("epoch 2/"):
@@ -162,6 +175,7 @@ def test_nan_loss_ends_the_run_as_diverged(tmp_path):
         ({"precision": "fp8"}, r"precision='fp8' .*'float32', 'bfloat16', 'float16'"),
         ({"dataset": "cifar10", "image_size": 16}, r"image_size=16 .*CIFAR images are 32"),
         ({"mechanism": "both"}, r"mechanism='both' .*\('arl', 'nal'\)"),
+        ({"steps_per_execution": 0}, r"steps_per_execution=0 .*integer >= 1 or 'auto'"),
     ],
 )
 def test_bad_config_stops_before_any_data_is_read(tmp_path, change, pattern):
@@ -202,6 +216,14 @@ def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
         assert recipe.compiles_with_xla() is True
     assert resolve_recipe("seed_adam", jit_compile=True).compiles_with_xla() is True
     assert resolve_recipe("seed_adam", jit_compile=True, run_eagerly=True).compiles_with_xla() is False
+
+
+def test_auto_steps_per_execution_is_32_on_a_gpu_and_1_elsewhere():
+    from resattn.recipes import has_gpu
+
+    assert resolve_recipe("paper").execution_steps() == (32 if has_gpu() else 1)
+    assert resolve_recipe("paper", steps_per_execution=8).execution_steps() == 8
+    assert resolve_recipe("paper", steps_per_execution=8, run_eagerly=True).execution_steps() == 1
 
 
 def test_auto_precision_is_bfloat16_where_the_hardware_has_it_and_the_network_computes_in_it():

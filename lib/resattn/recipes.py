@@ -32,6 +32,7 @@ class Recipe:
     precision: str = "auto"
     jit_compile: bool | str = "auto"  # XLA where it is faster: see compiles_with_xla
     run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
+    steps_per_execution: int | str = "auto"  # steps per call into the compiled graph: see execution_steps
     schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)
     max_epochs: int | None = None  # caps for quick runs
     max_steps_per_epoch: int | None = None
@@ -68,11 +69,17 @@ class Recipe:
             return False
         if self.jit_compile != "auto":
             return self.jit_compile
-        if keras.backend.backend() != "tensorflow":
-            return True
-        import tensorflow as tf
+        return keras.backend.backend() != "tensorflow" or has_gpu()
 
-        return bool(tf.config.list_physical_devices("GPU"))
+    def execution_steps(self):
+        """What `steps_per_execution` means here. "auto": 32 on a GPU, where the device would
+        otherwise wait for Python after every step while Keras reads the loss and metrics back
+        (on TensorFlow); 1 on a CPU, which runs the Python itself (bench/bench.py measures both)."""
+        if self.run_eagerly:
+            return 1
+        if self.steps_per_execution != "auto":
+            return self.steps_per_execution
+        return 32 if has_gpu() else 1
 
     def compute_precision(self):
         """What `precision` means here. "auto": bfloat16 on a GPU of compute capability 8.0 or
@@ -130,6 +137,19 @@ RECIPES = {
         lr_drop_unit="iteration",
     ),
 }
+
+
+def has_gpu():
+    """Whether this backend computes on a GPU."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
 
 
 def native_bfloat16():
@@ -215,6 +235,8 @@ def _check(recipe):
         bad("schedule_scale", "it must be a number in (0, 1]")
     if recipe.jit_compile not in (True, False, "auto"):
         bad("jit_compile", "it must be true, false or 'auto'")
+    if recipe.steps_per_execution != "auto" and not _positive_int(recipe.steps_per_execution):
+        bad("steps_per_execution", "it must be an integer >= 1 or 'auto'")
 
 
 def _number(value):

@@ -190,6 +190,7 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
         metrics=["accuracy"],
         jit_compile=recipe.compiles_with_xla(),  # saved with the model
         run_eagerly=recipe.run_eagerly,
+        steps_per_execution=recipe.execution_steps(),
     )
     build_training_state(model, x_train)
     return model
@@ -326,7 +327,8 @@ def _run_record(resolved, raw_config, model_options, dataset, epochs, steps):
         "recipe_name": resolved["recipe_name"],
         "recipe": resolved["recipe"].to_dict(),
         # What the recipe's "auto" settings resolved to on this machine.
-        "execution": {"precision": resolved["recipe"].compute_precision(), "xla": resolved["recipe"].compiles_with_xla()},
+        "execution": {"precision": resolved["recipe"].compute_precision(), "xla": resolved["recipe"].compiles_with_xla(),
+                      "steps_per_execution": resolved["recipe"].execution_steps()},
         "data": {**resolved["data"], "classes": dataset.class_names, "train_size": len(dataset.x_train),
                  "val_size": len(dataset.x_val), "noisy_labels": dataset.noisy_labels},
         "model": jsonable(resolve_config(**model_options)),
