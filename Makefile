@@ -11,7 +11,7 @@ export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 # The settings of every reproduce target (README, "Reproducing"):
-#   DATA=keras      CIFAR through keras.datasets (downloads once); or a folder holding
+#   DATA=keras      the official CIFAR archives, downloaded once before any config; or a folder holding
 #                   cifar-10-python.tar.gz / cifar-100-python.tar.gz, for offline machines
 #   GPUS=auto       one config per GPU at a time, every GPU nvidia-smi lists; or 0,1,... or cpu
 #   JOBS=1          configs at once on a machine without a GPU

@@ -3,7 +3,7 @@ side by side in one run, with the machine's measured peak beside every figure.
 
     python bench/bench.py [--networks seed56,seed92,paper56,paper92] [--backend tensorflow|jax]
         [--precision auto,float32,bfloat16] [--xla auto,on,off] [--batch-sizes 64,256]
-        [--images 512] [--baseline | --no-baseline]
+        [--images 512] [--steps-per-execution auto,4] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
 the compiled step), the recipe's optimizer, precision and XLA setting, the data as arrays handed
@@ -49,11 +49,20 @@ def parse(argv):
     parser.add_argument("--xla", default="auto", help="auto (the library's default), on, off, or a list")
     parser.add_argument("--batch-sizes", default="64,256", help="64 is the seed's; the best of these is reported")
     parser.add_argument("--images", type=int, default=512, help="timed images per figure")
+    parser.add_argument("--steps-per-execution", default="auto",
+                        help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.networks = _choices("networks", args.networks, NETWORKS)
     args.precision = _choices("precision", args.precision, ("auto", "float32", "bfloat16"))
     args.xla = [{"on": True, "off": False}.get(v, v) for v in _choices("xla", args.xla, ("auto", "on", "off"))]
+    text = args.steps_per_execution
+    try:
+        args.steps_per_execution = [v if v == "auto" else int(v) for v in text.split(",")]
+    except ValueError:
+        args.steps_per_execution = [0]
+    if any(v != "auto" and v < 1 for v in args.steps_per_execution):
+        sys.exit(f"error: --steps-per-execution {text!r} is not valid; give auto or integers >= 1, like auto,4")
     try:
         args.batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     except ValueError:
@@ -94,9 +103,9 @@ def peak_multiply_adds(precision):
 class Pipeline:
     """One thing to time: a compiled model and how to feed it `steps` batches of `batch_size`."""
 
-    def __init__(self, label, precision, xla, batch_size, model, feed):
+    def __init__(self, label, precision, xla, batch_size, model, feed, steps_per_call=1):
         self.label, self.precision, self.xla, self.batch_size = label, precision, xla, batch_size
-        self.model, self.feed, self.seconds = model, feed, []
+        self.model, self.feed, self.seconds, self.steps_per_call = model, feed, [], steps_per_call
 
     def warm_up(self):
         started = time.perf_counter()
@@ -109,17 +118,18 @@ class Pipeline:
 
         clock = self
 
-        class StepClock(keras.callbacks.Callback):
+        class StepClock(keras.callbacks.Callback):  # called once per call into the graph
             def on_train_batch_begin(self, batch, logs=None):
                 self.started = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
                 clock.seconds.append(time.perf_counter() - self.started)
 
-        self.model.fit(*self.feed(steps), epochs=1, verbose=0, callbacks=[StepClock()])
+        calls = max(1, round(steps / self.steps_per_call))
+        self.model.fit(*self.feed(calls * self.steps_per_call), epochs=1, verbose=0, callbacks=[StepClock()])
 
     def images_per_second(self):
-        return self.batch_size / statistics.median(self.seconds)
+        return self.batch_size * self.steps_per_call / statistics.median(self.seconds)
 
 
 def measure(pipelines, images):
@@ -141,7 +151,7 @@ def random_data(count, seed=0):
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
-def ours(name, precision, xla, batch_sizes, images):
+def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
     """The library's pipeline, one model fed at each batch size."""
     import keras
 
@@ -149,7 +159,7 @@ def ours(name, precision, xla, batch_sizes, images):
     from resattn.training import new_training_model
 
     family, depth, options, recipe_name = NETWORKS[name]
-    recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla)
+    recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla, steps_per_execution=steps_per_execution)
     keras.utils.set_random_seed(0)
     x, y = random_data(max(max(images, size * ROUNDS) for size in batch_sizes) + 1)
     model = new_training_model({"family": family, "depth": depth, **options}, recipe, x, seed=0)
@@ -163,7 +173,9 @@ def ours(name, precision, xla, batch_sizes, images):
 
         return feed
 
-    return [Pipeline("ours", recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size))
+    calls = recipe.execution_steps()
+    label = "ours" if calls == 1 else f"ours, {calls} steps a call"
+    return [Pipeline(label, recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size), calls)
             for size in batch_sizes]
 
 
@@ -244,14 +256,15 @@ def main(argv=None):
         pipelines = [baseline(name, args.images)] if args.baseline else []
         for precision in args.precision:
             for xla in args.xla:
-                pipelines += ours(name, precision, xla, args.batch_sizes, args.images)
+                for calls in args.steps_per_execution:
+                    pipelines += ours(name, precision, xla, args.batch_sizes, args.images, calls)
         rates = measure(pipelines, args.images)
         base = rates[0] if args.baseline else None
         macs = count_multiply_adds(pipelines[0].model)
         rows = [(rate, p.label, p.precision, p.xla, p.batch_size) for rate, p in zip(rates, pipelines)]
         for rate, label, precision, xla, batch_size in rows:
             print(_row(name, label, precision, xla, batch_size, rate, base, macs, peaks[precision]), flush=True)
-        rate, _, precision, xla, batch_size = max(row for row in rows if row[1] == "ours")
+        rate, _, precision, xla, batch_size = max(row for row in rows if row[1].startswith("ours"))
         best_rows.append(_row(name, "ours, best", precision, xla, batch_size, rate, base, macs, peaks[precision]))
     print(f"\nThe best of ours per network:\n\n{HEADER}")
     print("\n".join(best_rows))

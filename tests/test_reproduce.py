@@ -152,3 +152,20 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     assert errors[0].endswith("affects b-too-big")
     assert "nothing was trained" in done.stderr
     assert not list((tmp_path / "results").glob("*/state.json")) and "start on" not in done.stdout
+
+
+def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts(tmp_path):
+    params = suite(tmp_path, {"a-cifar": "dataset: cifar10\nfamily: seed\ndepth: 56\n",
+                              "b-cifar": "dataset: cifar10\nfamily: paper\ndepth: 56\n"})
+    (params / "profiles" / "as-is.yaml").write_text("{}\n")
+    env = {**os.environ, "RESATTN_CACHE": str(tmp_path / "cache"), "https_proxy": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9"}  # a proxy that refuses: no network, whatever this machine has
+    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
+               "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--data", "keras"]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: could not download cifar10 from https://"), done.stderr[-2000:]
+    assert "start on" not in done.stdout and not (tmp_path / "results").exists()
+    assert time.monotonic() - started < 120

@@ -75,7 +75,7 @@ def apply_profile(config, profile):
 
 
 def apply_data_source(config, data_dir):
-    """Points a CIFAR config at a local folder of the official archives (None: keras.datasets)."""
+    """Points a CIFAR config at a local folder of the official archives (None: downloaded into the cache)."""
     if data_dir is not None and config.get("dataset") in CIFAR:
         return {**config, "data_dir": str(data_dir)}
     return config

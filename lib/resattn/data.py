@@ -4,12 +4,14 @@
 validation (fixed by seed), and optional label noise applied to the training part only.
 """
 
+import fcntl
 import hashlib
 import io
 import os
 import pickle
 import shutil
 import tarfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class CifarFormat:
     """Where the official python-pickle release keeps what."""
 
     archive: str
+    url: str
     md5: str
     folder: str
     train: tuple
@@ -38,6 +41,7 @@ class CifarFormat:
 CIFAR = {
     "cifar10": CifarFormat(
         archive="cifar-10-python.tar.gz",
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         md5="c58f30108f718f92721af3b95e74349a",
         folder="cifar-10-batches-py",
         train=tuple(f"data_batch_{i}" for i in range(1, 6)),
@@ -50,6 +54,7 @@ CIFAR = {
     ),
     "cifar100": CifarFormat(
         archive="cifar-100-python.tar.gz",
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
         md5="eb9058c3a382ffc7106e4002c42a8d85",
         folder="cifar-100-python",
         train=("train",),
@@ -105,7 +110,7 @@ def load_dataset(
     """Loads `dataset` (one of DATASETS) and splits off a validation set.
 
     data_dir: for CIFAR, a folder holding the official `*-python.tar.gz` or its extracted
-    folder (None: download through keras.datasets); for image_folder, a `train/<class>/*`
+    folder (None: downloaded once into the cache, `fetch_cifar`); for image_folder, a `train/<class>/*`
     folder (optional `test/<class>/*`) or a .tar.gz of one. limit: keep at most this many
     training images, the same number from each class, chosen by seed.
     """
@@ -281,20 +286,41 @@ def _read_batches(read, parts, spec, name):
 
 
 def _download_cifar(name):
-    import keras
+    folder = fetch_cifar(name)
+    return load_cifar(name, folder, verify=False)  # fetch_cifar checked it
 
-    loader = {"cifar10": keras.datasets.cifar10, "cifar100": keras.datasets.cifar100}[name]
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as error:
-        raise DataError(
-            f"could not get {name} through keras.datasets ({type(error).__name__}: {error}); on a machine with no"
-            f" network, set data_dir to a folder holding {CIFAR[name].archive} or its extracted folder"
-        ) from None
-    class_names = [str(i) for i in range(int(y_train.max()) + 1)]
-    if name == "cifar10":
-        class_names = "airplane automobile bird cat deer dog frog horse ship truck".split()
-    return (x_train, y_train.ravel().astype(np.int64)), (x_test, y_test.ravel().astype(np.int64)), class_names
+
+def fetch_cifar(name, folder=None, url=None, md5=None):
+    """The official archive of `name` in `folder` (default: the cache's cifar/), downloaded once
+    and checked by MD5; returns the folder. Safe from many processes at once: one downloads
+    (into a file of its own, renamed into place when whole and checked), the others wait for it
+    and read the same file. keras.datasets, which this replaces, downloads straight to the
+    target and re-extracts into one shared folder on every call, so concurrent loads read files
+    that others are overwriting."""
+    spec = CIFAR[name]
+    folder = Path(folder or cache_dir() / "cifar")
+    url, md5 = url or spec.url, md5 or spec.md5
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / spec.archive
+    with open(folder / f".{spec.archive}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.is_file() and md5sum(archive) == md5:
+            return folder
+        partial = folder / f".{spec.archive}.{os.getpid()}.partial"
+        try:
+            urllib.request.urlretrieve(url, partial)
+        except (OSError, ValueError) as error:
+            partial.unlink(missing_ok=True)
+            raise DataError(
+                f"could not download {name} from {url} ({error}); on a machine with no network, give a folder"
+                f" holding {spec.archive} (DATA=/path/to/folder, or data_dir)"
+            ) from None
+        found = md5sum(partial)
+        if found != md5:
+            partial.unlink()
+            raise DataError(f"{url}: MD5 {found} is not the official {md5}; the download is truncated or altered")
+        os.replace(partial, archive)
+    return folder
 
 
 # --- image folders ---------------------------------------------------------------------------
@@ -343,17 +369,22 @@ def _extract_once(archive):
     target = cache_dir() / "extracted" / f"{archive.name.split('.')[0]}-{digest}"
     if (target / ".complete").exists():
         return target
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(partial, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise DataError(f"{archive}: not a readable archive, truncated or corrupt ({error})") from None
-    partial.rename(target)
-    (target / ".complete").touch()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process extracts; the others wait and find it done
+        if (target / ".complete").exists():
+            return target
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.mkdir()
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(partial, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise DataError(f"{archive}: not a readable archive, truncated or corrupt ({error})") from None
+        partial.rename(target)
+        (target / ".complete").touch()
     return target
 
 

@@ -31,6 +31,7 @@ from resattn.configs import (
     list_configs,
     read_profile,
 )
+from resattn.data import CIFAR, DataError, fetch_cifar
 from resattn.preflight import run_preflight
 from resattn.training import FINISHED, jsonable, read_json
 
@@ -69,7 +70,7 @@ def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds):
     profile = read_profile(params_dir, profile_name)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ConfigError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
-                          " and/or cifar-100-python.tar.gz, or 'keras' to download through keras.datasets")
+                          " and/or cifar-100-python.tar.gz, or 'keras' to download them once into the cache")
     paths = list_configs(params_dir, subset)
     if not paths:
         raise ConfigError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
@@ -214,7 +215,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m resattn.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
     parser.add_argument("--profile", default="full", help="full, quick, smoke or any params/profiles/*.yaml")
-    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR) or a folder of the official archives")
+    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config) or a folder of the official archives")
     parser.add_argument("--gpus", default="auto", help="auto (every GPU nvidia-smi lists), cpu, or indices: 0,1")
     parser.add_argument("--jobs", type=int, default=1, help="configs at once when running on the CPU")
     parser.add_argument("--seeds", default=None, help="run every config once per seed, e.g. 0,1,2")
@@ -233,7 +234,14 @@ def main(argv=None):
         seeds = _parse_seeds(args.seeds)
         jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
         slots = device_slots(args.gpus, args.jobs)
-    except ConfigError as error:
+        downloads = sorted({job.effective.get("dataset") for job in jobs} & set(CIFAR))
+        if data_dir is None and downloads and not args.results_only:
+            # Once, here: every config then reads this copy (concurrent downloads raced).
+            for name in downloads:
+                data_dir = fetch_cifar(name)
+                print(f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True)
+            jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
+    except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = []
