@@ -17,12 +17,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 #   JOBS=1          configs at once on a machine without a GPU
 #   SEEDS=          e.g. 0,1,2: every config once per seed (tables show mean and std)
 #   PROFILE=full    full (as published), quick (a tenth of the schedule) or smoke
+#   ALLOW_CPU=      1: start full or quick on a machine with no GPU (refused otherwise, with an estimate)
 DATA ?= keras
 GPUS ?= auto
 JOBS ?= 1
 SEEDS ?=
 PROFILE ?= full
-REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
+REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(if $(ALLOW_CPU),--allow-cpu)
 
 .PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
 

@@ -56,6 +56,7 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     first = reproduce(tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "2 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
+    assert "estimate: at most " in first.stdout and "for 2 run(s)" in first.stdout
     assert "[b-broken] FAILED: " in first.stdout and str(missing_folder) in first.stdout
     assert "1 config(s) failed: b-broken" in first.stdout
     assert read_json(results / "a-good" / "metrics.json")["status"] == "completed"
@@ -169,3 +170,31 @@ def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts
     assert len(errors) == 1 and errors[0].startswith("error: could not download cifar10 from https://"), done.stderr[-2000:]
     assert "start on" not in done.stdout and not (tmp_path / "results").exists()
     assert time.monotonic() - started < 120
+
+
+def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(tmp_path):
+    """The seed's configs under the real quick profile: on this CPU, hours of training. It stops
+    before anything trains, saying how long and how to go on."""
+    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(ROOT / "params"), "--results",
+               str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "quick", "--subset",
+               "seed", "--gpus", "cpu", "--data", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 2, done.stdout + done.stderr
+    estimate = [line for line in done.stdout.splitlines() if line.startswith("estimate: at most ")]
+    assert len(estimate) == 1 and "for 7 run(s)" in estimate[0] and "G/s measured here (seed_attention56" in estimate[0]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: the quick profile on this machine's CPU would take about ")
+    assert "make smoke" in errors[0] and "--allow-cpu" in errors[0]
+    assert not (tmp_path / "results").exists() and "preflight" not in done.stdout
+
+
+def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_path):
+    """GPUS=0 where the backend sees no GPU (this machine; or a CPU-only build on a GPU machine)."""
+    params = suite(tmp_path, {"a-good": GOOD})
+    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
+               "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight: ")]
+    assert len(errors) == 1 and "this run was given GPU 0 but " in errors[0] and errors[0].endswith("affects a-good")
+    assert "start on GPU" not in done.stdout and not list((tmp_path / "results").glob("*/state.json"))

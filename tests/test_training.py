@@ -288,3 +288,19 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
     weights = [(a.path, np.array(a), np.array(b)) for a, b in zip(model.weights, restored.weights)
                if "seed_generator" not in a.path]
     assert all(np.array_equal(a, b) for _, a, b in weights)
+
+
+def test_a_run_given_a_gpu_it_cannot_see_stops_with_one_line(tmp_path):
+    from resattn.recipes import has_gpu
+
+    if has_gpu():
+        pytest.skip("this machine has a GPU")
+    args = [f"{key}={value}" for key, value in QUICK.items()]
+    env = {**os.environ, "RESATTN_DEVICE": "gpu", "CUDA_VISIBLE_DEVICES": "0"}
+    done = subprocess.run([sys.executable, "-m", "resattn.run", *args, "--run-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: this run was given GPU 0 but {keras.backend.backend()} sees no GPU (a CPU-only build,"
+                      " or no driver): run `make setup` on a machine where nvidia-smi works, or GPUS=cpu"]
+    assert not (tmp_path / "history.csv").exists()

@@ -106,8 +106,10 @@ def one_step(step):
     import keras
     import numpy as np
 
+    from resattn.recipes import check_device
     from resattn.training import new_training_model, resolve_run_config
 
+    check_device()
     keras.utils.set_random_seed(0)
     resolved = resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
     recipe = resolved["recipe"]

@@ -1,6 +1,7 @@
 """Training recipes: the seed's two and the paper's, by name, overridable field by field."""
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
@@ -150,6 +151,21 @@ def has_gpu():
 
         return bool(tf.config.list_physical_devices("GPU"))
     return False
+
+
+def check_device():
+    """Stops a process that was given a GPU (RESATTN_DEVICE=gpu: the grid sets it with
+    CUDA_VISIBLE_DEVICES) when this backend sees none: it would train on the CPU instead, for
+    weeks, while the console said GPU."""
+    if os.environ.get("RESATTN_DEVICE") == "gpu" and not has_gpu():
+        raise DeviceError(
+            f"this run was given GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '?')} but {keras.backend.backend()} sees no"
+            " GPU (a CPU-only build, or no driver): run `make setup` on a machine where nvidia-smi works, or GPUS=cpu"
+        )
+
+
+class DeviceError(RuntimeError):
+    """A run asked for a device that the backend cannot see."""
 
 
 def native_bfloat16():

@@ -32,6 +32,7 @@ from resattn.configs import (
     read_profile,
 )
 from resattn.data import CIFAR, DataError, fetch_cifar
+from resattn.estimate import duration, estimate
 from resattn.preflight import run_preflight
 from resattn.training import FINISHED, jsonable, read_json
 
@@ -45,6 +46,31 @@ PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_s
 
 class PreflightFailed(Exception):
     """A network's first training step failed before the grid (the lines are printed)."""
+
+
+class Refused(Exception):
+    """The grid must not start as asked (the reason is printed)."""
+
+
+LONG_PROFILES = ("full", "quick")
+
+
+def _estimate_or_refuse(pending, slots, args):
+    """Prints how long the grid will take; on a machine with no GPU, refuses the long profiles
+    unless --allow-cpu (months of CPU time, found out hours in)."""
+    try:
+        seconds, how = estimate(pending, slots, slot_environment)
+        print(f"estimate: at most {duration(seconds)} for {len(pending)} run(s): {how}", flush=True)
+        length = f"about {duration(seconds)}"
+    except RuntimeError as error:
+        print(f"estimate: could not measure the training rate ({error})", flush=True)
+        length = "far longer than on a GPU"
+    on_cpu = all(slot in (None, "-1") for slot in slots)
+    if on_cpu and args.profile in LONG_PROFILES and not args.allow_cpu:
+        print(f"error: the {args.profile} profile on this machine's CPU would take {length}: it is a job for a GPU."
+              " `make smoke` checks every config in minutes; --allow-cpu (make ... ALLOW_CPU=1) starts it anyway",
+              file=sys.stderr, flush=True)
+        raise Refused()
 
 
 @dataclass
@@ -181,6 +207,7 @@ def slot_environment(slot):
     env = dict(os.environ)
     if slot is not None:
         env["CUDA_VISIBLE_DEVICES"] = slot
+        env["RESATTN_DEVICE"] = "cpu" if slot == "-1" else "gpu"  # a GPU run stops if it cannot see one
     return env
 
 
@@ -223,6 +250,8 @@ def main(argv=None):
     parser.add_argument("--params", default="params", help="the configs' folder")
     parser.add_argument("--notebooks", default="notebooks", help="the notebooks' folder")
     parser.add_argument("--results-only", action="store_true", help="only rebuild the results notebook and summary")
+    parser.add_argument("--allow-cpu", action="store_true",
+                        help="start the full or quick profile on a machine with no GPU (it prints how long it would take)")
     parser.add_argument("--no-preflight", dest="preflight", action="store_false",
                         help="skip the first training step of every network before the grid")
     args = parser.parse_args(argv)
@@ -252,6 +281,8 @@ def main(argv=None):
             print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
                   file=sys.stderr)
             return 1
+        except Refused:
+            return 2
         if failed is None:
             return 130
     if not run_results(args.notebooks, results_dir, args.params):
@@ -273,6 +304,8 @@ def _run_all(jobs, results_dir, args, slots):
         f" already (skipped), {len(pending)} to run on {len(slots)} slot(s)",
         flush=True,
     )
+    if pending:
+        _estimate_or_refuse(pending, slots, args)
     if pending and args.preflight:
         failures = run_preflight(pending, slots, slot_environment, echo=lambda line: print(line, flush=True))
         for failure in failures:

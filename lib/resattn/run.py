@@ -32,6 +32,7 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="retrain a finished run from scratch")
     args = parser.parse_args(argv)
     from resattn.data import DataError
+    from resattn.recipes import DeviceError
     from resattn.training import resolve_run_config, train
 
     try:
@@ -42,7 +43,7 @@ def main(argv=None):
         return 2
     try:
         metrics = train(config, args.run_dir, force=args.force, log=lambda line: print(line, flush=True))
-    except DataError as error:  # bad input, like a bad config: its message says it all
+    except (DataError, DeviceError) as error:  # bad input, like a bad config: its message says it all
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0 if metrics and metrics.get("status") in ("completed", "early_stopped") else 1

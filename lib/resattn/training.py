@@ -28,7 +28,7 @@ from resattn.networks import KEYWORDS as MODEL_KEYS
 from resattn.networks import build_model, resolve_config
 from resattn.preprocessing import training_model
 from resattn.recipes import FIELDS as RECIPE_KEYS
-from resattn.recipes import resolve_recipe
+from resattn.recipes import check_device, resolve_recipe
 
 DATA_DEFAULTS = {
     "dataset": "synthetic",
@@ -89,6 +89,7 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
     """
     run_dir = Path(run_dir)
     resolved = resolve_run_config(raw_config)
+    check_device()
     state = read_json(run_dir / "state.json")
     if state and state["status"] in FINISHED and not force:
         log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
