@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from resattn.preprocessing import SEED_MEAN, SEED_STD, RandomShift, preprocessing_layers, training_model
+from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD, RandomShift, preprocessing_layers, training_model
 
 
 def images(n=6, side=16, seed=0):
@@ -109,3 +109,17 @@ def test_the_training_model_compiles_with_xla(kind):
     model.compile(optimizer="sgd", loss="categorical_crossentropy", jit_compile=True)
     assert model.jit_compile is True  # Keras falls back to False when a layer cannot be compiled
     model.fit(x, keras.utils.to_categorical(np.arange(8) % 10, 10), epochs=1, verbose=0)
+
+
+def test_the_seed_augmentation_is_keras_own_draw_for_draw():
+    """The seed's flip and shift, given Keras's seeds, make Keras's RandomFlip("horizontal") and
+    RandomTranslation(0.15, 0.15, fill_mode="nearest") draws: what the learning check's stock
+    pipeline trains on is the same augmentation, not merely the same distribution."""
+    images = np.random.default_rng(0).uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    for seed in (0, 5):
+        ours = [layer for layer in preprocessing_layers("seed", None, seed) if "random" in layer.name]
+        stock = [keras.layers.RandomFlip("horizontal", seed=seed),
+                 keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1)]
+        for mine, theirs in zip(ours, stock):
+            np.testing.assert_allclose(np.asarray(mine(images, training=True)), np.asarray(theirs(images, training=True)),
+                                       atol=1e-4)  # of 255: bilinear weights rounded in another order
