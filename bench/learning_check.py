@@ -114,17 +114,18 @@ def run_stock(dataset, precision, seed, epochs):
 
 
 def table(results, precisions, seeds, epochs):
-    """Markdown: one row per precision, epoch and metric."""
-    lines = ["| precision | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
+    """Markdown: one row per precision, epoch and metric, over the seeds both pipelines finished."""
+    lines = ["| precision (seeds) | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
              "| stock's range | ours within it |", "|---|---:|---|---|---|---:|---|---|"]
     for precision in precisions:
+        done = [seed for seed in seeds if all(f"{p} {precision} {seed}" in results for p in PIPELINES)]
         for epoch in range(epochs):
             for metric in METRICS:
-                values = {p: [results[f"{p} {precision} {seed}"][epoch][metric] for seed in seeds] for p in PIPELINES}
+                values = {p: [results[f"{p} {precision} {seed}"][epoch][metric] for seed in done] for p in PIPELINES}
                 mean = {p: sum(v) / len(v) for p, v in values.items()}
                 low, high = min(values["stock"]), max(values["stock"])
                 cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", "ours")]
-                lines.append(f"| {precision} | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
+                lines.append(f"| {precision} ({len(done)}) | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
                              f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
                              f"| {'yes' if low <= mean['ours'] <= high else 'no'} |")
     return "\n".join(lines)
