@@ -15,7 +15,7 @@ import sys
 import time
 
 from resattn.data import CIFAR
-from resattn.preflight import step_config
+from resattn.preflight import distinct_steps
 
 TIMED_STEPS = 3
 
@@ -41,9 +41,7 @@ def training_images(effective):
 def estimate(jobs, slots, environment):
     """(seconds for the grid on its slots, a line saying how it was estimated); raises
     RuntimeError with the child's error if the measurement fails."""
-    keys = {}
-    for job in jobs:
-        keys.setdefault(json.dumps(step_config(job.effective), sort_keys=True), []).append(job)
+    keys = distinct_steps(jobs)
     command = [sys.executable, "-m", "resattn.estimate", *keys]
     done = subprocess.run(command, capture_output=True, text=True, env=environment(slots[0]), timeout=3600)
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

@@ -41,11 +41,11 @@ def step_config(effective):
 
 
 def distinct_steps(jobs):
-    """{step config as JSON: [names of the jobs that train it]}, in the jobs' order."""
+    """{step config as JSON: [the jobs that train it]}, in the jobs' order."""
     steps = {}
     for job in jobs:
         key = json.dumps(step_config(job.effective), sort_keys=True)
-        steps.setdefault(key, []).append(job.name)
+        steps.setdefault(key, []).append(job)
     return steps
 
 
@@ -57,7 +57,8 @@ def run_preflight(jobs, slots, environment, echo=print):
     free = list(slots)
 
     def check(item):
-        key, names = item
+        key, group = item
+        names = [job.name for job in group]
         slot = free.pop()
         try:
             started = time.perf_counter()
