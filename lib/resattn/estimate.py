@@ -15,7 +15,7 @@ import sys
 import time
 
 from resattn.data import CIFAR
-from resattn.preflight import distinct_steps
+from resattn.preflight import distinct_steps, resolve_step, step_model
 
 TIMED_STEPS = 3
 
@@ -69,25 +69,14 @@ def duration(seconds):
 def measure(steps):
     """{"rate": training multiply-adds per second of the cheapest step config, "probe": what
     was timed, "macs": [multiply-adds per image of each]}."""
-    import keras
-    import numpy as np
-
     from resattn.complexity import count_multiply_adds
     from resattn.networks import build_model
-    from resattn.training import new_training_model, resolve_run_config
 
-    def resolve(step):
-        return resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
-
-    macs = [count_multiply_adds(build_model(**resolve(step)["model"])) for step in steps]
+    macs = [count_multiply_adds(build_model(**resolve_step(step)["model"])) for step in steps]
     cheapest = macs.index(min(macs))  # the quickest to compile and time
-    resolved = resolve(steps[cheapest])
-    recipe, classes = resolved["recipe"], resolved["model"]["num_classes"]
-    side, batch = resolved["data"]["image_size"], recipe.batch_size
-    keras.utils.set_random_seed(0)
-    images = np.random.default_rng(0).integers(0, 256, size=(batch * TIMED_STEPS, side, side, 3), dtype=np.uint8)
-    labels = keras.utils.to_categorical(np.arange(len(images)) % classes, classes)
-    model = new_training_model(resolved["model"], recipe, images, seed=0)
+    resolved = resolve_step(steps[cheapest])
+    recipe, batch = resolved["recipe"], resolved["recipe"].batch_size
+    model, images, labels = step_model(resolved, batches=TIMED_STEPS)
     model.fit(images[:batch], labels[:batch], batch_size=batch, epochs=1, verbose=0)  # traces and compiles
     started = time.perf_counter()
     model.fit(images, labels, batch_size=batch, epochs=1, verbose=0)

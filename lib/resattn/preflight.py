@@ -101,24 +101,39 @@ def _child_step(key, env):
     return False, f"the first training step of {step.get('family', 'seed')}:{step.get('depth', 56)} failed: {error}"
 
 
-def one_step(step):
-    """Builds the training model a run of `step` builds and fits it on one batch of synthetic
-    images; returns what ran. Raises whatever the step raises."""
+def resolve_step(step):
+    """A step config resolved as a run of synthetic images: {"data", "model", "recipe", ...}."""
+    from resattn.training import resolve_run_config
+
+    return resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
+
+
+def step_model(resolved, batches=1):
+    """The training model a run of `resolved` builds, and `batches` batches of random uint8
+    images with labels to fit it on."""
     import keras
     import numpy as np
 
+    from resattn.training import new_training_model
+
+    recipe, side, classes = resolved["recipe"], resolved["data"]["image_size"], resolved["model"]["num_classes"]
+    keras.utils.set_random_seed(0)
+    images = np.random.default_rng(0).integers(0, 256, size=(recipe.batch_size * batches, side, side, 3), dtype=np.uint8)
+    labels = keras.utils.to_categorical(np.arange(len(images)) % classes, classes)
+    return new_training_model(resolved["model"], recipe, images, seed=0), images, labels
+
+
+def one_step(step):
+    """Builds the training model a run of `step` builds and fits it on one batch of synthetic
+    images; returns what ran. Raises whatever the step raises."""
+    import numpy as np
+
     from resattn.recipes import check_device
-    from resattn.training import new_training_model, resolve_run_config
 
     check_device()
-    keras.utils.set_random_seed(0)
-    resolved = resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
+    resolved = resolve_step(step)
     recipe = resolved["recipe"]
-    side, classes = resolved["data"]["image_size"], resolved["model"]["num_classes"]
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(recipe.batch_size, side, side, 3), dtype=np.uint8)
-    labels = keras.utils.to_categorical(np.arange(recipe.batch_size) % classes, classes)
-    model = new_training_model(resolved["model"], recipe, images, seed=0)
+    model, images, labels = step_model(resolved)
     loss = model.fit(images, labels, batch_size=recipe.batch_size, epochs=1, verbose=0).history["loss"][-1]
     if not np.isfinite(loss):
         raise FloatingPointError(f"the first step's loss is {loss}")
