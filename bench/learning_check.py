@@ -11,7 +11,7 @@ The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe,
   in, the seed's standardization, flip and shift as the library's layers inside the model;
 - stock: the same network trained the plain Keras way: images standardized on the host,
   Keras's `RandomFlip("horizontal")` and `RandomTranslation(0.15, 0.15)` in front of it,
-  `keras.optimizers.Adam(1e-3)`, `fit`.
+  `keras.optimizers.Adam(1e-3)`, `fit`, on the same batches in the same order as ours.
 
 Each precision (`auto` is the library's default here, shown resolved) is run for every seed.
 The table gives, per epoch, each pipeline's training loss, training accuracy and validation
@@ -75,6 +75,7 @@ def run_stock(dataset, precision, seed, epochs):
 
     from resattn.networks import build_model
     from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+    from resattn.training import epoch_order
 
     keras.utils.set_random_seed(seed)
     policy = keras.mixed_precision.global_policy()
@@ -106,11 +107,16 @@ def run_stock(dataset, precision, seed, epochs):
             figures = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
             print(f"  stock: epoch {epoch + 1}/{epochs}  {figures}  {time.perf_counter() - self.started:.1f} s", flush=True)
 
-    history = model.fit(
-        standardized(dataset.x_train), one_hot(dataset.y_train), batch_size=64, epochs=epochs, shuffle=True,
-        validation_data=(standardized(dataset.x_val), one_hot(dataset.y_val)), verbose=0, callbacks=[Progress()],
-    ).history
-    return [{key: float(history[key][epoch]) for key in METRICS} for epoch in range(epochs)]
+    # The batches ours sees, in its order: fit(shuffle=True) would repeat one order every epoch.
+    x_train, y_train = standardized(dataset.x_train), one_hot(dataset.y_train)
+    validation = (standardized(dataset.x_val), one_hot(dataset.y_val))
+    rows = []
+    for epoch in range(epochs):
+        order = epoch_order(seed, epoch, len(x_train))
+        history = model.fit(x_train[order], y_train[order], batch_size=64, epochs=epoch + 1, initial_epoch=epoch,
+                            shuffle=False, validation_data=validation, verbose=0, callbacks=[Progress()]).history
+        rows.append({key: float(history[key][0]) for key in METRICS})
+    return rows
 
 
 def table(results, precisions, seeds, epochs):

@@ -151,17 +151,8 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     if state["epoch"] < epochs:
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
             f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=recipe.batch_size,
-            epochs=epochs,
-            initial_epoch=state["epoch"],
-            validation_data=validation,
-            shuffle=True,
-            verbose=0,
-            callbacks=[recorder],
-        )
+        fit_epochs(model, x_train, y_train, recipe.batch_size, state["epoch"], epochs, seed, validation,
+                   [recorder], until=lambda: state["status"] != "running")
     if state["status"] == "running":
         state["status"] = "completed"
     recorder.save_state()
@@ -172,6 +163,24 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     _write_json(run_dir / "metrics.json", metrics)
     log(_summary_line(metrics))
     return metrics
+
+
+def epoch_order(seed, epoch, size):
+    """The order in which epoch `epoch` (from 0) visits the training images: a function of the
+    run's seed and the epoch alone, so a resumed run sees the batches an uninterrupted one would."""
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def fit_epochs(model, x, y, batch_size, first_epoch, epochs, seed, validation, callbacks, until=lambda: False):
+    """`model.fit` one epoch at a time on the images in `epoch_order`, until `epochs` or `until()`.
+    Departure from `fit(shuffle=True)`: on TensorFlow, after `keras.utils.set_random_seed`, that
+    visits the images in the same order every epoch (Keras 3.15); the seed's tf.keras reshuffled."""
+    for epoch in range(first_epoch, epochs):
+        order = epoch_order(seed, epoch, len(x))
+        model.fit(x[order], y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                  validation_data=validation, shuffle=False, verbose=0, callbacks=callbacks)
+        if until():
+            break
 
 
 def new_training_model(model_options, recipe, x_train, seed, augment=True):
