@@ -1,7 +1,7 @@
 """Training throughput of our pipeline against the seed's way of training the same network,
 side by side in one run, with the machine's measured peak beside every figure.
 
-    python bench/bench.py [--networks seed56,seed92,paper56,paper92] [--backend tensorflow|jax]
+    [KERAS_BACKEND=jax] python bench/bench.py [--networks seed56,seed92,paper56,paper92]
         [--precision auto,float32,bfloat16] [--xla auto,on,off] [--batch-sizes 64,256]
         [--images 512] [--steps-per-execution auto,4] [--baseline | --no-baseline]
 
@@ -30,6 +30,16 @@ import statistics
 import sys
 import time
 
+import keras
+import numpy as np
+from scipy import ndimage
+
+from resattn.complexity import count_multiply_adds
+from resattn.networks import build_model
+from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+from resattn.recipes import resolve_recipe
+from resattn.training import backend_version, build_training_state, new_training_model
+
 NETWORKS = {  # name: (family, depth, build options, recipe)
     "seed56": ("seed", 56, {}, "seed_adam"),
     "seed92": ("seed", 92, {"mask_activation": "seed_spatial", "wiring": "published"}, "seed_sgd"),  # config 4
@@ -44,7 +54,6 @@ ROUNDS = 4
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS))
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), choices=("tensorflow", "jax"))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--xla", default="auto", help="auto (the library's default), on, off, or a list")
     parser.add_argument("--batch-sizes", default="64,256", help="64 is the seed's; the best of these is reported")
@@ -86,8 +95,6 @@ def _choices(name, text, valid):
 
 def peak_multiply_adds(precision):
     """Multiply-adds per second of a large square matmul in the backend, best of five."""
-    import keras
-
     size = 2048
     a = keras.random.normal((size, size), dtype=precision)
     b = keras.random.normal((size, size), dtype=precision)
@@ -114,8 +121,6 @@ class Pipeline:
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
     def time_steps(self, steps):
-        import keras
-
         clock = self
 
         class StepClock(keras.callbacks.Callback):  # called once per call into the graph
@@ -144,20 +149,12 @@ def measure(pipelines, images):
 
 
 def random_data(count, seed=0):
-    import keras
-    import numpy as np
-
     images = np.random.default_rng(seed).integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
 def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
     """The library's pipeline, one model fed at each batch size."""
-    import keras
-
-    from resattn.recipes import resolve_recipe
-    from resattn.training import new_training_model
-
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla, steps_per_execution=steps_per_execution)
     keras.utils.set_random_seed(0)
@@ -182,15 +179,6 @@ def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
 def baseline(name, images, batch_size=64):
     """The seed's pipeline: host-side scaling and per-image augmentation in a Python data source,
     Keras's stock layers and optimizer, float32, no XLA."""
-    import keras
-    import numpy as np
-    from scipy import ndimage
-
-    from resattn.networks import build_model
-    from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
-    from resattn.recipes import resolve_recipe
-    from resattn.training import build_training_state
-
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(recipe_name)
     keras.utils.set_random_seed(0)
@@ -234,13 +222,6 @@ HEADER = ("| network | pipeline | precision | XLA | batch | images/s | s per 50k
 
 def main(argv=None):
     args = parse(argv)
-    os.environ["KERAS_BACKEND"] = args.backend
-    import keras
-
-    from resattn.complexity import count_multiply_adds
-    from resattn.recipes import resolve_recipe
-    from resattn.training import backend_version
-
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
     peaks = {precision: peak_multiply_adds(precision) for precision in sorted(precisions, reverse=True)}
@@ -281,8 +262,7 @@ def _row(name, pipeline, precision, xla, batch_size, rate, base, macs, peak):
 
 
 def _device():
-    import keras
-
+    # Imported here: a machine may have only the backend in use (the GPU machine has no TensorFlow).
     if keras.backend.backend() == "jax":
         import jax
 
