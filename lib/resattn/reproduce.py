@@ -34,7 +34,7 @@ from resattn.configs import (
 from resattn.data import CIFAR, DataError, fetch_cifar
 from resattn.estimate import duration, estimate
 from resattn.preflight import run_preflight
-from resattn.training import FINISHED, jsonable, read_json
+from resattn.training import ENDED, jsonable, read_json
 
 TRAIN_NOTEBOOK = "train.ipynb"
 RESULTS_NOTEBOOK = "results.ipynb"
@@ -114,7 +114,7 @@ def is_finished(job):
     state = read_json(job.run_dir / "state.json") or {}
     metrics = read_json(job.run_dir / "metrics.json") or {}
     return (
-        metrics.get("status") in FINISHED
+        metrics.get("status") in ENDED
         and state.get("config") == jsonable(job.effective)
         and (job.run_dir / TRAIN_NOTEBOOK).exists()
         and not (job.run_dir / ERROR_FILE).exists()

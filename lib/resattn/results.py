@@ -14,7 +14,7 @@ import pandas as pd
 
 from resattn.configs import list_configs, read_mapping
 from resattn.recipes import RECIPES
-from resattn.training import read_json
+from resattn.training import ENDED, SUCCEEDED, read_json
 
 # FACTS section 1: test accuracy (%), seconds per epoch on a Tesla T4, parameters.
 SEED_REPORTED = {
@@ -63,7 +63,6 @@ PAPER_TABLES = {
     "Table 5": "CIFAR-10 test error (%) with noisy training labels",
     "Table 6": "Test error (%) on CIFAR-10 and CIFAR-100",
 }
-FINISHED = ("completed", "early_stopped")
 TIMING_COLUMNS = ("s/epoch", "seed's s/epoch (T4)", "seconds_per_epoch")
 REPEAT = re.compile(r"^(?P<config>.+)-seed(?P<seed>\d+)$")
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "Nesterov SGD"}
@@ -105,14 +104,14 @@ def _run_row(name, run, config):
         row.update(status="failed", error=lines[-1] if lines else "(no message)")
     elif metrics.get("status") == "failed":
         row.update(status="failed", error=metrics.get("error"))
-    elif metrics.get("status") in (*FINISHED, "diverged"):
+    elif metrics.get("status") in ENDED:
         row["status"] = metrics["status"]
     elif state:
         row["status"] = "interrupted"
     else:
         row["status"] = "not started"
     row["epochs"] = metrics.get("epochs", state.get("epoch"))
-    if metrics.get("test_accuracy") is not None and row["status"] in FINISHED:
+    if metrics.get("test_accuracy") is not None and row["status"] in SUCCEEDED:
         row["test_accuracy"] = 100 * metrics["test_accuracy"]
         row["test_error"] = 100 - row["test_accuracy"]
     if metrics.get("best_val_accuracy") is not None:
@@ -127,7 +126,7 @@ def aggregate(runs):
     """One row per config: finished runs' mean and standard deviation, and how every run ended."""
     rows = []
     for name, group in runs.groupby("config", sort=False):
-        done = group[group["status"].isin(FINISHED) & group["test_accuracy"].notna()]
+        done = group[group["status"].isin(SUCCEEDED) & group["test_accuracy"].notna()]
         counts = group["status"].value_counts()
         status = ", ".join(f"{count} {state}" for state, count in counts.items()) if len(group) > 1 else group["status"].iloc[0]
         rows.append({
@@ -138,7 +137,7 @@ def aggregate(runs):
             "test_accuracy_std": done["test_accuracy"].std() if len(done) > 1 else math.nan,
             "test_error": done["test_error"].mean() if len(done) else math.nan,
             "test_error_std": done["test_error"].std() if len(done) > 1 else math.nan,
-            "seconds_per_epoch": group.loc[group["status"].isin(FINISHED), "seconds_per_epoch"].mean(),
+            "seconds_per_epoch": group.loc[group["status"].isin(SUCCEEDED), "seconds_per_epoch"].mean(),
             "parameters": group["parameters"].dropna().iloc[0] if group["parameters"].notna().any() else math.nan,
             "error": "; ".join(group["error"].dropna().astype(str)) or None,
         })

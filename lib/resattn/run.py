@@ -33,7 +33,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from resattn.data import DataError
     from resattn.recipes import DeviceError
-    from resattn.training import resolve_run_config, train
+    from resattn.training import SUCCEEDED, resolve_run_config, train
 
     try:
         config = parse_config(args.sources)
@@ -46,7 +46,7 @@ def main(argv=None):
     except (DataError, DeviceError) as error:  # bad input, like a bad config: its message says it all
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0 if metrics and metrics.get("status") in ("completed", "early_stopped") else 1
+    return 0 if metrics and metrics.get("status") in SUCCEEDED else 1
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ DATA_DEFAULTS = {
 }
 RUN_KEYS = ("recipe", "seed")
 CONFIG_KEYS = RUN_KEYS + tuple(DATA_DEFAULTS) + tuple(k for k in MODEL_KEYS if k != "input_shape") + RECIPE_KEYS
-FINISHED = ("completed", "early_stopped", "diverged")
+# A run's status in state.json and metrics.json: "running" while it trains, then one of ENDED.
+SUCCEEDED = ("completed", "early_stopped")  # ended with figures that count
+ENDED = (*SUCCEEDED, "diverged")  # trains no more unless forced
 # warmup: 1 for the first epoch a process trains, whose seconds include tracing and compiling.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup")
 
@@ -91,7 +93,7 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
     resolved = resolve_run_config(raw_config)
     check_device()
     state = read_json(run_dir / "state.json")
-    if state and state["status"] in FINISHED and not force:
+    if state and state["status"] in ENDED and not force:
         log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
         return read_json(run_dir / "metrics.json")
     if force or (state and state.get("config") != jsonable(raw_config)):
