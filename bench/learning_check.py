@@ -75,7 +75,7 @@ def run_stock(dataset, precision, seed, epochs):
 
     from resattn.networks import build_model
     from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
-    from resattn.training import epoch_order
+    from resattn.training import fit_epochs
 
     keras.utils.set_random_seed(seed)
     policy = keras.mixed_precision.global_policy()
@@ -99,23 +99,21 @@ def run_stock(dataset, precision, seed, epochs):
     def one_hot(labels):
         return keras.utils.to_categorical(labels, dataset.num_classes)
 
+    rows = []
+
     class Progress(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            rows.append({key: float(logs[key]) for key in METRICS})
             figures = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
             print(f"  stock: epoch {epoch + 1}/{epochs}  {figures}  {time.perf_counter() - self.started:.1f} s", flush=True)
 
     # The batches ours sees, in its order: fit(shuffle=True) would repeat one order every epoch.
-    x_train, y_train = standardized(dataset.x_train), one_hot(dataset.y_train)
     validation = (standardized(dataset.x_val), one_hot(dataset.y_val))
-    rows = []
-    for epoch in range(epochs):
-        order = epoch_order(seed, epoch, len(x_train))
-        history = model.fit(x_train[order], y_train[order], batch_size=64, epochs=epoch + 1, initial_epoch=epoch,
-                            shuffle=False, validation_data=validation, verbose=0, callbacks=[Progress()]).history
-        rows.append({key: float(history[key][0]) for key in METRICS})
+    fit_epochs(model, standardized(dataset.x_train), one_hot(dataset.y_train), 64, 0, epochs, seed, validation,
+               [Progress()])
     return rows
 
 
