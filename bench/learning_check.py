@@ -112,8 +112,8 @@ def run_stock(dataset, precision, seed, epochs):
 
     # The batches ours sees, in its order: fit(shuffle=True) would repeat one order every epoch.
     validation = (standardized(dataset.x_val), one_hot(dataset.y_val))
-    fit_epochs(model, standardized(dataset.x_train), one_hot(dataset.y_train), 64, 0, epochs, seed, validation,
-               [Progress()])
+    fit_epochs(model, standardized(dataset.x_train), one_hot(dataset.y_train), batch_size=64, epochs=epochs, seed=seed,
+               validation=validation, callbacks=[Progress()])
     return rows
 
 

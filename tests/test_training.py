@@ -328,7 +328,8 @@ def batch_order(first_epoch, epochs, seed):
     model = FirstImageOfEachBatch()
     model.compile(optimizer="sgd", loss="mse")
     images = np.arange(32, dtype="float32")[:, None]
-    fit_epochs(model, images, np.zeros((32, 1), "float32"), 8, first_epoch, epochs, seed, None, [record])
+    fit_epochs(model, images, np.zeros((32, 1), "float32"), batch_size=8, epochs=epochs, seed=seed,
+               first_epoch=first_epoch, callbacks=[record])
     return [seen[i : i + 4] for i in range(0, len(seen), 4)]
 
 
