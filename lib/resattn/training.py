@@ -154,8 +154,7 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
             f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
         fit_epochs(model, x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, seed=seed,
-                   first_epoch=state["epoch"], validation=validation, callbacks=[recorder],
-                   until=lambda: state["status"] != "running")
+                   first_epoch=state["epoch"], validation=validation, callbacks=[recorder])
     if state["status"] == "running":
         state["status"] = "completed"
     recorder.save_state()
@@ -174,16 +173,16 @@ def epoch_order(seed, epoch, size):
     return np.random.default_rng([seed, epoch]).permutation(size)
 
 
-def fit_epochs(model, x, y, *, batch_size, epochs, seed, first_epoch=0, validation=None, callbacks=(),
-               until=lambda: False):
-    """`model.fit` one epoch at a time on the images in `epoch_order`, until `epochs` or `until()`.
+def fit_epochs(model, x, y, *, batch_size, epochs, seed, first_epoch=0, validation=None, callbacks=()):
+    """`model.fit` one epoch at a time on the images in `epoch_order`, until `epochs` or until a
+    callback sets `model.stop_training` (each `fit` clears it when it starts).
     Departure from `fit(shuffle=True)`: on TensorFlow, after `keras.utils.set_random_seed`, that
     visits the images in the same order every epoch (Keras 3.15); the seed's tf.keras reshuffled."""
     for epoch in range(first_epoch, epochs):
         order = epoch_order(seed, epoch, len(x))
         model.fit(x[order], y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                   validation_data=validation, shuffle=False, verbose=0, callbacks=list(callbacks))
-        if until():
+        if model.stop_training:
             break
 
 
