@@ -23,7 +23,7 @@ GPUS ?= auto
 JOBS ?= 1
 SEEDS ?=
 PROFILE ?= full
-REPRODUCE = $(BIN)/python -m resattn.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
+REPRODUCE = $(BIN)/python -m resattn.suite.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
 	$(if $(ALLOW_CPU),--allow-cpu)
 
 .PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
@@ -49,7 +49,7 @@ bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 table: setup
-	$(BIN)/python -m resattn.model_table
+	$(BIN)/python -m resattn.suite.model_table
 
 reproduce-all: setup
 	$(REPRODUCE) --profile $(PROFILE) --subset all
@@ -62,7 +62,7 @@ reproduce-paper: setup
 
 # Every config under the smoke profile, two at a time on the CPU, into results/smoke/.
 smoke: setup
-	$(BIN)/python -m resattn.reproduce --profile smoke --gpus cpu --jobs 2 --subset all --no-preflight
+	$(BIN)/python -m resattn.suite.reproduce --profile smoke --gpus cpu --jobs 2 --subset all --no-preflight
 
 results: setup
 	$(REPRODUCE) --profile $(PROFILE) --results-only
@@ -79,7 +79,7 @@ notebooks: setup
 # ../shared/data (4,000 to train, 1,000 held out), on whatever device is here.
 SHARED_CIFAR10 ?= ../shared/data/cifar10-jpeg-train.tar.gz
 cifar10-subset: setup
-	$(BIN)/python -m resattn.run dataset=image_folder data_dir=$(SHARED_CIFAR10) limit=5000 \
+	$(BIN)/python -m resattn.train dataset=image_folder data_dir=$(SHARED_CIFAR10) limit=5000 \
 		family=seed depth=56 recipe=seed_adam max_epochs=2 --run-dir results/cifar10-subset-seed56 --force
 
 clean:

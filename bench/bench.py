@@ -34,11 +34,12 @@ import keras
 import numpy as np
 from scipy import ndimage
 
-from resattn.complexity import count_multiply_adds
-from resattn.networks import build_model
-from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
-from resattn.recipes import resolve_recipe
-from resattn.training import backend_version, build_training_state, new_training_model
+from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+from resattn.models.complexity import count_multiply_adds
+from resattn.models.networks import build_model
+from resattn.train.model import build_training_state, new_training_model
+from resattn.train.recipes import resolve_recipe
+from resattn.train.run_record import backend_version
 
 NETWORKS = {  # name: (family, depth, build options, recipe)
     "seed56": ("seed", 56, {}, "seed_adam"),

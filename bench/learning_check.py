@@ -7,7 +7,7 @@ The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe,
 50,000 real CIFAR-10 training images of ../shared/data, split once into 40,000 to train and
 10,000 to validate, trained two ways from the same seed:
 
-- ours: exactly what `python -m resattn.run` trains (`resattn.training.train`): uint8 images
+- ours: exactly what `python -m resattn.train` trains (`resattn.train.loop.train`): uint8 images
   in, the seed's standardization, flip and shift as the library's layers inside the model;
 - stock: the same network trained the plain Keras way: images standardized on the host,
   Keras's `RandomFlip("horizontal")` and `RandomTranslation(0.15, 0.15)` in front of it,
@@ -61,7 +61,8 @@ def parse(argv):
 
 
 def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
-    from resattn.training import read_json, train
+    from resattn.train.loop import train
+    from resattn.train.run_files import read_json
 
     config = {"dataset": "image_folder", "data_dir": str(data_dir), "family": "seed", "depth": 56,
               "recipe": "seed_adam", "precision": precision, "seed": seed, "max_epochs": epochs}
@@ -73,9 +74,9 @@ def run_stock(dataset, precision, seed, epochs):
     import keras
     import numpy as np
 
-    from resattn.networks import build_model
-    from resattn.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
-    from resattn.training import fit_epochs
+    from resattn.models.networks import build_model
+    from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+    from resattn.train.loop import fit_epochs
 
     keras.utils.set_random_seed(seed)
     policy = keras.mixed_precision.global_policy()
@@ -139,9 +140,9 @@ def main(argv=None):
     args = parse(argv)
     import keras
 
-    from resattn.data import load_dataset
-    from resattn.recipes import resolve_recipe
-    from resattn.training import backend_version
+    from resattn.data.datasets import load_dataset
+    from resattn.train.recipes import resolve_recipe
+    from resattn.train.run_record import backend_version
 
     started = time.perf_counter()
     precisions = {p: resolve_recipe("seed_adam", precision=p).compute_precision() for p in args.precisions}

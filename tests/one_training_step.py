@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from resattn import FAMILIES, build_model
-from resattn.networks import input_multiple
+from resattn.models.networks import input_multiple
 
 
 def one_step(family, depth, eager, batch=2, num_classes=3):

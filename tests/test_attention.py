@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from resattn import AttentionCombine, MaskActivation
-from resattn.attention import NORM_EPSILON
+from resattn.models.attention import NORM_EPSILON
 
 
 def logits(shape=(2, 5, 6, 7), scale=3.0, seed=0):

@@ -47,7 +47,7 @@ def run_steps(backend, *args):
 def compiled_steps(backend):
     specs = [json.dumps({**GPU_DEFAULTS, "depth": 56, **spec}) for spec in COMPILED]
     env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run([sys.executable, "-m", "resattn.preflight", *specs], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "resattn.suite.preflight", *specs], env=env, capture_output=True,
                           text=True, timeout=1800)
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return done.returncode, done.stderr[-3000:], results
@@ -89,7 +89,7 @@ def train_one_epoch(backend, run_dir):
               "recipe=paper", "max_epochs=1", "max_steps_per_epoch=2", "precision=bfloat16"]
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.run", *config, "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "resattn.train", *config, "--run-dir", str(run_dir)],
         env=env, capture_output=True, text=True, timeout=1200,
     )
     return done.returncode, done.stdout[-3000:] + done.stderr[-3000:]

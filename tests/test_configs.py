@@ -8,21 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from resattn.configs import (
+from resattn.suite.params import (
     RUN_PARAMETERS,
-    ConfigError,
+    ParamsError,
     apply_profile,
-    check_config,
-    config_keys,
-    list_configs,
+    check_params_file,
+    params_keys,
+    list_params_files,
     notebook_parameters,
     profile_names,
     read_mapping,
     read_profile,
     run_config,
 )
-from resattn.recipes import resolve_recipe
-from resattn.training import CONFIG_KEYS, resolve_run_config
+from resattn.train.recipes import resolve_recipe
+from resattn.train.run_config import RUN_CONFIG_KEYS, resolve_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params"
@@ -30,8 +30,8 @@ TRAIN = ROOT / "notebooks" / "train.ipynb"
 
 
 def test_the_train_notebook_takes_exactly_the_library_config_keys():
-    assert set(notebook_parameters(TRAIN)) == set(CONFIG_KEYS) | set(RUN_PARAMETERS)
-    assert set(config_keys(TRAIN)) == set(CONFIG_KEYS)
+    assert set(notebook_parameters(TRAIN)) == set(RUN_CONFIG_KEYS) | set(RUN_PARAMETERS)
+    assert set(params_keys(TRAIN)) == set(RUN_CONFIG_KEYS)
 
 
 def test_the_profiles_are_full_quick_and_smoke():
@@ -41,25 +41,25 @@ def test_the_profiles_are_full_quick_and_smoke():
 
 @pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
 def test_every_config_passes_the_check_under_every_profile(profile):
-    for path in list_configs(PARAMS):
-        config, effective = check_config(path, TRAIN, read_profile(PARAMS, profile))
+    for path in list_params_files(PARAMS):
+        config, effective = check_params_file(path, TRAIN, read_profile(PARAMS, profile))
         assert config == read_mapping(path)
         assert (effective["dataset"] == "synthetic") == (profile == "smoke")
 
 
 def test_subsets_split_the_configs_into_the_seed_and_the_paper():
-    seed, paper = list_configs(PARAMS, "seed"), list_configs(PARAMS, "paper")
+    seed, paper = list_params_files(PARAMS, "seed"), list_params_files(PARAMS, "paper")
     assert len(seed) == 7 and len(paper) == 26
-    assert sorted(seed + paper) == list_configs(PARAMS)
-    with pytest.raises(ConfigError, match=r"subset='papers' is not valid; choose one of \('all', 'seed', 'paper'\)"):
-        list_configs(PARAMS, "papers")
+    assert sorted(seed + paper) == list_params_files(PARAMS)
+    with pytest.raises(ParamsError, match=r"subset='papers' is not valid; choose one of \('all', 'seed', 'paper'\)"):
+        list_params_files(PARAMS, "papers")
 
 
 def test_a_misspelt_key_is_refused_with_the_file_the_key_and_the_valid_names(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("dataset: cifar10\nfamily: paper\ndetph: 92\n")
-    with pytest.raises(ConfigError) as caught:
-        check_config(path, TRAIN)
+    with pytest.raises(ParamsError) as caught:
+        check_params_file(path, TRAIN)
     message = str(caught.value)
     assert message.startswith(f"{path}: unknown key 'detph'; valid names: recipe, seed, dataset")
     assert "depth" in message and "\n" not in message
@@ -68,7 +68,7 @@ def test_a_misspelt_key_is_refused_with_the_file_the_key_and_the_valid_names(tmp
 def test_the_check_runs_the_notebooks_defaults_overlaid_with_the_file():
     # The notebook's own example is the seed's config 2; a ResNet file must not inherit its
     # attention keys, and a file without a dataset gets the notebook's.
-    config, effective = check_config(PARAMS / "paper-cifar10-resnet164.yaml", TRAIN)
+    config, effective = check_params_file(PARAMS / "paper-cifar10-resnet164.yaml", TRAIN)
     assert "mechanism" not in effective and effective["family"] == "resnet"
     assert effective == run_config(notebook_parameters(TRAIN) | config, {})
 
@@ -76,12 +76,12 @@ def test_the_check_runs_the_notebooks_defaults_overlaid_with_the_file():
 def test_a_bad_value_is_refused_with_the_file_and_the_value(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("family: paper\ndepth: 57\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: depth=57 is not valid"):
-        check_config(path, TRAIN)
+    with pytest.raises(ParamsError, match=r"bad\.yaml: depth=57 is not valid"):
+        check_params_file(path, TRAIN)
 
 
 def test_an_unknown_profile_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match=r"profile='smok' is not valid; choose one of \('full', 'quick', 'smoke'\)"):
+    with pytest.raises(ParamsError, match=r"profile='smok' is not valid; choose one of \('full', 'quick', 'smoke'\)"):
         read_profile(PARAMS, "smok")
 
 
@@ -116,7 +116,7 @@ def test_reproduce_stops_on_a_misspelt_key_before_anything_runs(tmp_path):
     (params / "seed2-cifar10-a56-mixed-arl-adam.yaml").write_text("dataset: cifar10\nfamily: seed\nmask_activaton: mixed\n")
     results = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(results),
+        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(results),
          "--notebooks", str(ROOT / "notebooks"), "--profile", "smoke"],
         capture_output=True, text=True, timeout=300,
     )

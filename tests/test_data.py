@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resattn.data import CIFAR, DataError, add_label_noise, load_cifar, load_dataset, make_synthetic
+from resattn.data.datasets import CIFAR, DataError, add_label_noise, load_cifar, load_dataset, make_synthetic
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
 
@@ -195,7 +195,7 @@ def test_a_data_error_at_the_command_line_is_one_error_line(tmp_path):
     payload.marker = marker
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": payload, b"labels": []}, protocol=2))
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.run", "dataset=cifar10", f"data_dir={tmp_path}", "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-m", "resattn.train", "dataset=cifar10", f"data_dir={tmp_path}", "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
@@ -208,12 +208,12 @@ def test_a_data_error_at_the_command_line_is_one_error_line(tmp_path):
 def test_several_processes_fetch_and_load_one_cifar_copy_at_once(tmp_path):
     """What every config of a grid did at the same moment with keras.datasets (9 of 12 loads
     failed in a 4-process trial): here from a local copy through a file:// URL, no network."""
-    from resattn.data import md5sum
+    from resattn.data.datasets import md5sum
 
     archive = tar_folder(write_cifar(tmp_path / "source", "cifar10"), tmp_path / "cifar-10-python.tar.gz")
     cache = tmp_path / "cache"
     script = (
-        "import sys; from resattn.data import fetch_cifar, load_cifar; "
+        "import sys; from resattn.data.datasets import fetch_cifar, load_cifar; "
         f"folder = fetch_cifar('cifar10', {str(cache)!r}, url={archive.as_uri()!r}, md5={md5sum(archive)!r}); "
         "(x, y), (xt, yt), names = load_cifar('cifar10', folder, verify=False); print(len(x), len(xt), len(names))"
     )
@@ -226,7 +226,7 @@ def test_several_processes_fetch_and_load_one_cifar_copy_at_once(tmp_path):
 
 
 def test_a_download_that_cannot_be_had_is_one_clear_error(tmp_path):
-    from resattn.data import fetch_cifar
+    from resattn.data.datasets import fetch_cifar
 
     with pytest.raises(DataError, match=r"could not download cifar10 from file:.*no-such.tar.gz .*DATA=/path/to/folder"):
         fetch_cifar("cifar10", tmp_path, url=(tmp_path / "no-such.tar.gz").as_uri())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from resattn.blocks import PAPER, SEED, soft_mask
+from resattn.models.blocks import PAPER, SEED, soft_mask
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Our training pipeline computes what stock Keras computes (issue 10).
 
-The seed's Attention-56 as `python -m resattn.run` builds it (uint8 images in, standardization
+The seed's Attention-56 as `python -m resattn.train` builds it (uint8 images in, standardization
 inside the model, the recipe's optimizer), augmentation off, against the same network made of
 Keras's own layers, fed images standardized on the host and trained with Keras's own Adam: the
 same initial weights on the same batches must give the same loss at every one of several hundred
@@ -18,10 +18,10 @@ import keras
 import numpy as np
 import pytest
 
-from resattn.data import load_dataset
-from resattn.preprocessing import SEED_MEAN, SEED_STD
-from resattn.recipes import resolve_recipe
-from resattn.training import new_training_model
+from resattn.data.datasets import load_dataset
+from resattn.data.preprocessing import SEED_MEAN, SEED_STD
+from resattn.train.model import new_training_model
+from resattn.train.recipes import resolve_recipe
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
 STEPS, BATCH, WINDOW = 300, 16, 50

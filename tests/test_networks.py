@@ -5,27 +5,29 @@ import numpy as np
 import pytest
 
 from resattn import FAMILIES, build_model, count_multiply_adds, count_parameters
+from resattn.suite.reported import PAPER_SIZES, SEED_NON_TRAINABLE, SEED_RESULTS
 
 SEED_56 = [
-    # (keywords, total parameters): FACTS section 1, configs 1-6.
-    ({"mask_activation": "mixed", "mechanism": "arl"}, 2_892_970),
-    ({"mask_activation": "mixed", "mechanism": "nal"}, 2_892_970),
-    ({"mask_activation": "seed_spatial"}, 2_893_866),
-    ({"mask_activation": "mixed", "num_classes": 100}, 2_939_140),
-    ({"mask_activation": "seed_spatial", "num_classes": 100}, 2_940_036),
+    # (keywords, the seed's config that trains that network)
+    ({"mask_activation": "mixed", "mechanism": "arl"}, "seed2-cifar10-a56-mixed-arl-adam"),
+    ({"mask_activation": "mixed", "mechanism": "nal"}, "seed3-cifar10-a56-mixed-nal-adam"),
+    ({"mask_activation": "seed_spatial"}, "seed1-cifar10-a56-seedspatial-arl-adam"),
+    ({"mask_activation": "mixed", "num_classes": 100}, "seed5-cifar100-a56-mixed-nal-adam"),
+    ({"mask_activation": "seed_spatial", "num_classes": 100}, "seed6-cifar100-a56-seedspatial-arl-adam"),
 ]
+SEED_92_PUBLISHED = SEED_RESULTS["seed4-cifar10-a92-seedspatial-arl-sgd-published"].parameters
 
 
-@pytest.mark.parametrize("options, total", SEED_56)
-def test_seed_56_parameter_counts(built, options, total):
+@pytest.mark.parametrize("options, config", SEED_56)
+def test_seed_56_parameter_counts(built, options, config):
     parameters = count_parameters(built(family="seed", depth=56, **options))
-    assert parameters["total"] == total
-    assert parameters["non_trainable"] == 15_680
+    assert parameters["total"] == SEED_RESULTS[config].parameters
+    assert parameters["non_trainable"] == SEED_NON_TRAINABLE
 
 
 def test_seed_92_published_wiring_has_the_reported_count(built):
     model = built(family="seed", depth=92, mask_activation="seed_spatial", wiring="published")
-    assert count_parameters(model)["total"] == 9_396_778
+    assert count_parameters(model)["total"] == SEED_92_PUBLISHED
     names = {layer.name for layer in model.layers}
     # The first stage-2 module's output was discarded, so it is not part of the graph.
     assert "stage2_attention1_combine" not in names and "stage2_attention2_combine" in names
@@ -37,21 +39,25 @@ def test_seed_92_chained_by_default_keeps_every_module(built):
     names = {layer.name for layer in model.layers}
     assert {"stage2_attention1_combine", "stage2_attention2_combine", "stage3_attention3_combine"} <= names
     assert model.get_layer("stage3_attention3_combine").output.shape[1:] == (4, 4, 256)
-    assert count_parameters(model)["total"] != 9_396_778
+    assert count_parameters(model)["total"] != SEED_92_PUBLISHED
 
 
+# How close our count must come to the paper's rounded figure. Attention-452 is not checked: no reading
+# of how r enters the CIFAR masks fits 92, 236 and 452 at once (docs/architecture.md).
 @pytest.mark.parametrize(
-    "family, depth, reported, tolerance",
-    [("paper", 92, 1.9e6, 0.05), ("paper", 236, 5.1e6, 0.05), ("resnet", 164, 1.7e6, 0.05),
-     ("imagenet", 56, 31.9e6, 0.01), ("imagenet", 92, 51.3e6, 0.03)],
+    "family, depth, tolerance",
+    [("paper", 92, 0.05), ("paper", 236, 0.05), ("resnet", 164, 0.05), ("imagenet", 56, 0.01), ("imagenet", 92, 0.03)],
 )
-def test_paper_parameter_counts(built, family, depth, reported, tolerance):
+def test_paper_parameter_counts(built, family, depth, tolerance):
+    reported = PAPER_SIZES[(family, depth)].parameters
     total = count_parameters(built(family=family, depth=depth))["total"]
     assert abs(total / reported - 1) <= tolerance, f"{family} {depth}: {total:,} vs {reported:,.0f}"
 
 
-@pytest.mark.parametrize("depth, reported", [(56, {6.2, 6.3}), (92, {10.4, 10.5})])
-def test_imagenet_multiply_adds_round_to_the_reported_gigaflops(built, depth, reported):
+@pytest.mark.parametrize("depth", [56, 92])
+def test_imagenet_multiply_adds_round_to_the_reported_gigaflops(built, depth):
+    size = PAPER_SIZES[("imagenet", depth)]
+    reported = {round(value / 1e9, 1) for value in size.multiply_adds + (size.released.multiply_adds if size.released else ())}
     assert round(count_multiply_adds(built(family="imagenet", depth=depth)) / 1e9, 1) in reported
 
 

@@ -6,22 +6,15 @@ import pytest
 import yaml
 
 from resattn import build_model, count_parameters
-from resattn.training import resolve_run_config
+from resattn.suite.reported import SEED_RESULTS
+from resattn.train.run_config import resolve_run_config
 
 PARAMS = sorted((Path(__file__).resolve().parents[1] / "params").glob("*.yaml"))
-# FACTS section 1: the parameter counts the seed reported for its configs.
-SEED_PARAMETERS = {
-    "seed1": 2_893_866,
-    "seed2": 2_892_970,
-    "seed3": 2_892_970,
-    "seed4-cifar10-a92-seedspatial-arl-sgd-published": 9_396_778,
-    "seed5": 2_939_140,
-    "seed6": 2_940_036,
-}
 
 
 def reported(path):
-    return SEED_PARAMETERS.get(path.stem, SEED_PARAMETERS.get(path.stem.split("-")[0]))
+    figures = SEED_RESULTS.get(path.stem)
+    return figures.parameters if figures else None
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=lambda path: path.stem)

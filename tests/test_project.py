@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from resattn import model_table
+from resattn.suite import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,8 +25,8 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 def test_readme_table_is_what_make_table_prints(built):
     readme = (ROOT / "README.md").read_text()
     lines = list(model_table.HEADER) + [
-        model_table.markdown_line(model_table.table_row(options, reported, build=built))
-        for options, reported in model_table.ROWS
+        model_table.markdown_line(model_table.table_row(options, seed_configs, build=built))
+        for options, seed_configs in model_table.ROWS
     ]
     assert "\n".join(lines) in readme, "README's table is stale: paste the output of `make table`"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resattn.training import read_json
+from resattn.train.run_files import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """\
@@ -37,7 +37,7 @@ def suite(tmp_path, configs):
 
 
 def reproduce(tmp_path, **popen):
-    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(tmp_path / "params"),
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"),
                "--results", str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"),
                "--profile", "tiny", "--gpus", "cpu", "--no-preflight"]  # the preflight has tests of its own
     if popen:
@@ -112,7 +112,7 @@ def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_
 def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
     suite(tmp_path, {"a-good": GOOD})
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.reproduce", "--params", str(tmp_path / "params"), "--results",
+        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
          str(tmp_path / "results"), "--profile", "tiny", *argument],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
@@ -121,7 +121,7 @@ def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
 
 
 def test_seeds_give_each_config_one_run_per_seed_named_after_it(tmp_path):
-    from resattn.reproduce import plan
+    from resattn.suite.reproduce import plan
 
     suite(tmp_path, {"a-good": GOOD + "seed: 3\n"})
     jobs = plan(tmp_path / "params", ROOT / "notebooks", "all", "tiny", None, [3, 7])
@@ -140,7 +140,7 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
         "b-too-big": fits + "image_size: 256\nbatch_size: 256\n",  # its first conv's output alone is 4 GiB
     })
     (params / "profiles" / "as-is.yaml").write_text("{}\n")
-    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results",
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results",
                str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--jobs", "2"]
     done = subprocess.run(["bash", "-c", 'ulimit -v 4000000 && exec "$@"', "-", *command],
                           capture_output=True, text=True, timeout=900)
@@ -161,7 +161,7 @@ def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts
     (params / "profiles" / "as-is.yaml").write_text("{}\n")
     env = {**os.environ, "RESATTN_CACHE": str(tmp_path / "cache"), "https_proxy": "http://127.0.0.1:9",
            "HTTPS_PROXY": "http://127.0.0.1:9"}  # a proxy that refuses: no network, whatever this machine has
-    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
                "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--data", "keras"]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
@@ -175,7 +175,7 @@ def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts
 def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(tmp_path):
     """The seed's configs under the real quick profile: on this CPU, hours of training. It stops
     before anything trains, saying how long and how to go on."""
-    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(ROOT / "params"), "--results",
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(ROOT / "params"), "--results",
                str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "quick", "--subset",
                "seed", "--gpus", "cpu", "--data", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -191,7 +191,7 @@ def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(
 def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_path):
     """GPUS=0 where the backend sees no GPU (this machine; or a CPU-only build on a GPU machine)."""
     params = suite(tmp_path, {"a-good": GOOD})
-    command = [sys.executable, "-m", "resattn.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
                "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "0"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout + done.stderr

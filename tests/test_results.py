@@ -8,11 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resattn import results
-from resattn.configs import list_configs, read_mapping
+from resattn.suite import results
+from resattn.suite.params import list_params_files, read_mapping
+from resattn.suite.reported import PAPER_ERRORS, SEED_RESULTS, paper_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params"
+SEED2 = SEED_RESULTS["seed2-cifar10-a56-mixed-arl-adam"]
 
 
 def fabricate(run_dir, status="completed", test_accuracy=None, seconds=10.0, seed=0, epochs=3):
@@ -31,7 +33,7 @@ def fabricate(run_dir, status="completed", test_accuracy=None, seconds=10.0, see
     metrics = {
         "status": status, "epochs": epochs, "best_val_accuracy": 0.55, "final_val_accuracy": 0.55,
         "test_loss": 1.0, "test_accuracy": test_accuracy, "seconds_per_epoch": seconds,
-        "images_per_second": 4000 / seconds, "parameters": {"total": 2_892_970}, "multiply_adds": 123,
+        "images_per_second": 4000 / seconds, "parameters": {"total": 1_000}, "multiply_adds": 123,
     }
     if status == "failed":
         metrics = {"status": "failed", "error": "DataError: no such folder: /data"}
@@ -52,7 +54,7 @@ def runs_dir(tmp_path):
     notebook_failed = runs / "seed5-cifar100-a56-mixed-nal-adam"
     fabricate(notebook_failed, test_accuracy=0.5)
     (notebook_failed / "notebook-error.txt").write_text("the notebook stopped (exit 1)\nValueError: plot broke\n")
-    fabricate(runs / "paper-cifar10-a56-mixed-arl", test_accuracy=0.9448)
+    fabricate(runs / "paper-cifar10-a56-mixed-arl", test_accuracy=0.95)
     fabricate(runs / "paper-cifar10-a92-noise30", status="diverged", test_accuracy=None)
     return runs
 
@@ -68,8 +70,8 @@ def test_every_config_gets_a_row_and_every_run_its_status(runs_dir):
     assert by_run.loc["seed5-cifar100-a56-mixed-nal-adam", "error"] == "ValueError: plot broke"
     assert by_run.loc["paper-cifar10-a92-noise30", "status"] == "diverged"
     missing = runs[runs["status"] == "missing"]
-    assert len(missing) == len(list_configs(PARAMS)) - 6  # six configs have runs, seed2 two of them
-    assert set(runs["config"]) == {path.stem for path in list_configs(PARAMS)}
+    assert len(missing) == len(list_params_files(PARAMS)) - 6  # six configs have runs, seed2 two of them
+    assert set(runs["config"]) == {path.stem for path in list_params_files(PARAMS)}
 
 
 def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(runs_dir):
@@ -78,8 +80,9 @@ def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(ru
     assert row["test acc (%)"] == pytest.approx(87.0)
     assert row["± std"] == pytest.approx(math.sqrt(2))  # sample std of 86 and 88
     assert row["runs"] == 2 and row["status"] == "2 completed, 1 failed"
-    assert row["seed's acc (%)"] == 86.26 and row["difference"] == pytest.approx(87.0 - 86.26)
-    assert row["s/epoch"] == pytest.approx(3.0) and row["seed's s/epoch (T4)"] == 48.6  # the finished runs' mean
+    assert row["seed's acc (%)"] == SEED2.accuracy and row["difference"] == pytest.approx(87.0 - SEED2.accuracy)
+    assert row["s/epoch"] == pytest.approx(3.0)  # the finished runs' mean
+    assert row["seed's s/epoch (T4)"] == SEED2.seconds_per_epoch
     assert (row["dataset"], row["depth"], row["optimizer"], row["mask activation"], row["mechanism"]) == (
         "CIFAR-10", 56, "Adam", "mixed", "ARL")
     assert table.loc["seed1-cifar10-a56-seedspatial-arl-adam", "status"] == "failed"
@@ -91,30 +94,34 @@ def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(ru
 
 def test_the_paper_tables_share_a_run_between_rows_and_show_the_papers_error(runs_dir):
     runs = results.collect_runs(runs_dir, PARAMS)
-    table1, table4 = results.paper_table(runs, "Table 1"), results.paper_table(runs, "Table 4")
-    assert table1.loc["mixed (f1)", "test error (%)"] == pytest.approx(5.52)
-    assert table1.loc["mixed (f1)", "paper's error (%)"] == 5.52
-    assert table4.loc["encoder-decoder", "test error (%)"] == pytest.approx(5.52)
+    table1, table4 = results.paper_table(runs, 1), results.paper_table(runs, 4)
+    assert table1.loc["mixed (f1)", "test error (%)"] == pytest.approx(5.0)
+    assert table1.loc["mixed (f1)", "paper's error (%)"] == paper_errors("paper-cifar10-a56-mixed-arl")[0]
+    assert table4.loc["encoder-decoder", "test error (%)"] == pytest.approx(5.0)
     assert table4.loc["local convolutions", "status"] == "missing"
-    table5 = results.paper_table(runs, "Table 5")
+    table5 = results.paper_table(runs, 5)
     assert table5.loc["Attention-92, 30% noise", "status"] == "diverged"
-    assert table5.loc["Attention-92, 30% noise", "paper's error (%)"] == 5.79
-    with pytest.raises(ValueError, match=r"table='Table 2' is not valid; choose one of"):
-        results.paper_table(runs, "Table 2")
+    assert table5.loc["Attention-92, 30% noise", "paper's error (%)"] == paper_errors("paper-cifar10-a92-noise30")[0]
+    with pytest.raises(ValueError, match=r"table=2 is not valid; choose one of \(1, 3, 4, 5, 6\)"):
+        results.paper_table(runs, 2)
 
 
 def test_the_summary_files_hold_every_table(runs_dir):
     runs = results.collect_runs(runs_dir, PARAMS)
-    tables = results.all_tables(runs, PARAMS)
+    tables = results.tables(runs, PARAMS)
     summary = results.write_summary(tables, runs, runs_dir)
     text = summary.read_text()
-    for title in tables:
+    titled = tables.titled()
+    assert list(titled)[0] == results.SEED_TITLE and len(titled) == 1 + 5
+    for title in titled:
         assert f"## {title}" in text
-    assert "| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 | 86.26 | 0.74 |" in text
-    assert "| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | 6.48 | - | missing |" in text
+    assert ("| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 "
+            f"| {SEED2.accuracy:.2f} | {87 - SEED2.accuracy:.2f} |") in text
+    local_conv = paper_errors("paper-cifar10-a56-localconv-arl")[0]
+    assert f"| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | {local_conv:.2f} | - | missing |" in text
     frame = pd.read_csv(runs_dir / "summary.csv")
-    assert set(frame["table"]) == set(tables)
-    assert len(frame) == sum(len(table) for table in tables.values())
+    assert set(frame["table"]) == set(titled)
+    assert len(frame) == sum(len(table) for table in titled.values())
 
 
 def test_histories_collects_every_run_with_a_history(runs_dir):
@@ -125,17 +132,17 @@ def test_histories_collects_every_run_with_a_history(runs_dir):
 
 
 def test_every_params_file_is_in_a_table_and_every_table_row_has_a_params_file():
-    in_tables = set(results.SEED_REPORTED) | {config for _, _, config, _ in results.PAPER_ROWS}
-    assert in_tables == {path.stem for path in list_configs(PARAMS)}
+    in_tables = set(SEED_RESULTS) | {config for _, _, config, _ in PAPER_ERRORS}
+    assert in_tables == {path.stem for path in list_params_files(PARAMS)}
 
 
-@pytest.mark.parametrize("table, row, config, error", results.PAPER_ROWS, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize("table, row, config, error", PAPER_ERRORS, ids=lambda v: str(v)[:30])
 def test_each_paper_row_points_at_the_config_it_names(table, row, config, error):
     config = read_mapping(PARAMS / f"{config}.yaml")
     assert config["recipe"] == "paper"
     depth = int(row.split(",")[0].split()[0].split("-")[1]) if row.startswith(("Attention", "ResNet")) else 56
     assert config["depth"] == depth
-    noise = int(row.split("% noise")[0].split()[-1]) / 100 if table == "Table 5" else 0
+    noise = int(row.split("% noise")[0].split()[-1]) / 100 if table == 5 else 0
     assert config.get("label_noise", 0) == noise
     assert config["dataset"] == ("cifar100" if "CIFAR-100" in row else "cifar10")
     if row.startswith("ResNet"):

@@ -14,9 +14,11 @@ import keras
 import numpy as np
 import pytest
 
-from resattn.data import load_dataset
-from resattn.recipes import resolve_recipe
-from resattn.training import _apply_weight_decay, epoch_order, fit_epochs, new_training_model, resolve_run_config, train
+from resattn.data.datasets import load_dataset
+from resattn.train.loop import epoch_order, fit_epochs, train
+from resattn.train.model import apply_weight_decay, new_training_model
+from resattn.train.recipes import resolve_recipe
+from resattn.train.run_config import resolve_run_config
 
 # A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
 QUICK = {
@@ -106,7 +108,7 @@ def test_finished_run_is_not_retrained(reference_run):
 def start_run(run_dir):
     args = [f"{key}={value}" for key, value in QUICK.items()]
     return subprocess.Popen(
-        [sys.executable, "-m", "resattn.run", *args, "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "resattn.train", *args, "--run-dir", str(run_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -200,7 +202,7 @@ def test_recipes_are_the_published_ones():
 def test_weight_decay_adds_wd_times_w_to_the_gradient():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones", use_bias=False)(inputs))
-    _apply_weight_decay(model, 0.1)
+    apply_weight_decay(model, 0.1)
     model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
     model.train_on_batch(np.zeros((1, 4), "float32"), np.zeros((1, 2), "float32"))
     np.testing.assert_allclose(model.layers[1].kernel.numpy(), 0.9)  # w - lr * wd * w
@@ -219,7 +221,7 @@ def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
 
 
 def test_auto_steps_per_execution_is_32_on_a_gpu_and_1_elsewhere():
-    from resattn.recipes import has_gpu
+    from resattn.train.recipes import has_gpu
 
     assert resolve_recipe("paper").execution_steps() == (32 if has_gpu() else 1)
     assert resolve_recipe("paper", steps_per_execution=8).execution_steps() == 8
@@ -263,7 +265,8 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
     """What a resumed run trains on: float16's loss-scale wrapper, the step (the learning-rate
     schedule's position) and the momentum as they were saved. load_model lost all three for
     float16 (a resumed run went to NaN)."""
-    from resattn.training import EpochRecorder, restore_training_model
+    from resattn.train.epoch_recorder import EpochRecorder
+    from resattn.train.model import restore_training_model
 
     recipe = resolve_recipe("seed_sgd", precision=precision)
     options = {"family": "paper", "depth": 56, "num_classes": 10, "input_shape": (16, 16, 3)}
@@ -291,13 +294,13 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
 
 
 def test_a_run_given_a_gpu_it_cannot_see_stops_with_one_line(tmp_path):
-    from resattn.recipes import has_gpu
+    from resattn.train.recipes import has_gpu
 
     if has_gpu():
         pytest.skip("this machine has a GPU")
     args = [f"{key}={value}" for key, value in QUICK.items()]
     env = {**os.environ, "RESATTN_DEVICE": "gpu", "CUDA_VISIBLE_DEVICES": "0"}
-    done = subprocess.run([sys.executable, "-m", "resattn.run", *args, "--run-dir", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]

@@ -1,11 +1,16 @@
-"""Residual Attention Networks (Wang et al., CVPR 2017) and the seed's reproduction, in Keras 3."""
+"""Residual Attention Networks (Wang et al., CVPR 2017) and the seed's reproduction, in Keras 3.
 
-from resattn.attention import MASK_ACTIVATIONS, MECHANISMS, AttentionCombine, MaskActivation
-from resattn.blocks import MASK_STRUCTURES
-from resattn.complexity import count_multiply_adds, count_parameters
-from resattn.networks import FAMILIES, WIRINGS, build_model, resolve_config
+The thin public API: build a network, count it. Beside it: `resattn.models` (the networks),
+`resattn.data` (datasets, preprocessing), `resattn.train` (the training engine) and
+`resattn.suite` (the experiments); importing this package imports only the first two.
+"""
+
 # A saved run's model.keras holds these layers: importing them registers them for load_model.
-from resattn.preprocessing import RandomHorizontalFlip, RandomShift
+from resattn.data.preprocessing import RandomHorizontalFlip, RandomShift
+from resattn.models.attention import MASK_ACTIVATIONS, MECHANISMS, AttentionCombine, MaskActivation
+from resattn.models.blocks import MASK_STRUCTURES
+from resattn.models.complexity import count_multiply_adds, count_parameters
+from resattn.models.networks import FAMILIES, WIRINGS, build_model, resolve_network
 
 __all__ = [
     "FAMILIES",
@@ -20,5 +25,5 @@ __all__ = [
     "build_model",
     "count_multiply_adds",
     "count_parameters",
-    "resolve_config",
+    "resolve_network",
 ]

@@ -1,6 +1,6 @@
 """Runs one config from the command line.
 
-    python -m resattn.run [params/NAME.yaml] [KEY=VALUE ...] --run-dir results/NAME [--force]
+    python -m resattn.train [params/NAME.yaml] [KEY=VALUE ...] --run-dir results/NAME [--force]
 
 KEY=VALUE pairs override the file's keys; values are read as YAML (56, 0.1, null, [65, 120]).
 A bad key or value stops the run with a one-line error before any data is read.
@@ -13,7 +13,7 @@ import yaml
 
 
 def parse_config(sources):
-    from resattn.configs import read_mapping
+    from resattn.suite.params import read_mapping
 
     config = {}
     for source in sources:
@@ -26,14 +26,16 @@ def parse_config(sources):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m resattn.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m resattn.train", description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*", help="params files and KEY=VALUE overrides, in order")
     parser.add_argument("--run-dir", required=True, help="where the run's files go")
     parser.add_argument("--force", action="store_true", help="retrain a finished run from scratch")
     args = parser.parse_args(argv)
-    from resattn.data import DataError
-    from resattn.recipes import DeviceError
-    from resattn.training import SUCCEEDED, resolve_run_config, train
+    from resattn.data.datasets import DataError
+    from resattn.train.recipes import DeviceError
+    from resattn.train.loop import train
+    from resattn.train.run_config import resolve_run_config
+    from resattn.train.run_files import SUCCEEDED
 
     try:
         config = parse_config(args.sources)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from resattn.attention import MASK_ACTIVATIONS, MECHANISMS
-from resattn.blocks import MASK_STRUCTURES, PAPER, SEED, Convention, attention_module, bn_relu, conv2d, residual_units
+from resattn.models.attention import MASK_ACTIVATIONS, MECHANISMS
+from resattn.models.blocks import MASK_STRUCTURES, PAPER, SEED, Convention, attention_module, bn_relu, conv2d, residual_units
 
 WIRINGS = ("chained", "published")
 
@@ -116,7 +116,7 @@ ATTENTION_KEYS = ("mechanism", "mask_activation", "mask_structure", "p", "t", "r
 KEYWORDS = ("family", "depth", "num_classes", *ATTENTION_KEYS, "input_shape", "wiring", "name")
 
 
-def resolve_config(family="seed", depth=56, **options):
+def resolve_network(family="seed", depth=56, **options):
     """Validates a model config and fills in the family's defaults; returns a plain dict.
 
     Every bad value raises a ValueError that names it and lists the valid choices, before
@@ -176,13 +176,13 @@ def default_name(config):
 
 
 def build_model(family="seed", depth=56, **options):
-    """Builds the network that `resolve_config` describes and returns it as a `keras.Model`.
+    """Builds the network that `resolve_network` describes and returns it as a `keras.Model`.
 
     Keywords: family, depth, num_classes, mechanism (arl, nal), mask_activation (mixed, channel,
     spatial, seed_spatial), mask_structure (encoder_decoder, local_conv), p, t, r, input_shape,
     wiring (seed only: chained, published) and name.
     """
-    config = resolve_config(family, depth, **options)
+    config = resolve_network(family, depth, **options)
     spec = FAMILIES[family]
     preset = spec.depths[depth]
     convention = spec.convention

@@ -6,8 +6,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resattn.attention import MaskActivation
-from resattn.training import load_run_data
+from resattn.models.attention import MaskActivation
+from resattn.train.run_config import load_run_data
 
 
 def load_run(run_dir):

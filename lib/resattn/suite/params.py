@@ -1,6 +1,6 @@
 """The experiment configs in params/: listing them, profiles, and checking every one before a run.
 
-A config is a flat YAML mapping of run keys (`resattn.training.CONFIG_KEYS`); the file's name,
+A config is a flat YAML mapping of run keys (`resattn.train.run_config.RUN_CONFIG_KEYS`); the file's name,
 without .yaml, names the experiment and its results folder. A profile (params/profiles/) is a
 mapping of overrides that any config can run under.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from resattn.data import CIFAR
-from resattn.training import CONFIG_KEYS, resolve_run_config
+from resattn.data.datasets import CIFAR
+from resattn.train.run_config import RUN_CONFIG_KEYS, resolve_run_config
 
 SUBSETS = ("all", "seed", "paper")
 PROFILE_FOLDER = "profiles"
@@ -20,17 +20,17 @@ PROFILE_FOLDER = "profiles"
 RUN_PARAMETERS = ("profile", "params_dir", "run_dir", "force")
 
 
-class ConfigError(ValueError):
+class ParamsError(ValueError):
     """A config that must not run; the message names the file, the key and the valid names."""
 
 
-def list_configs(params_dir, subset="all"):
+def list_params_files(params_dir, subset="all"):
     """The params files of a subset, sorted by name: all, seed (seed*.yaml) or paper (paper*.yaml)."""
     if subset not in SUBSETS:
-        raise ConfigError(f"subset={subset!r} is not valid; choose one of {SUBSETS}")
+        raise ParamsError(f"subset={subset!r} is not valid; choose one of {SUBSETS}")
     params_dir = Path(params_dir)
     if not params_dir.is_dir():
-        raise ConfigError(f"{params_dir}: no such params folder")
+        raise ParamsError(f"{params_dir}: no such params folder")
     paths = sorted(params_dir.glob("*.yaml"))
     return [path for path in paths if subset == "all" or path.name.startswith(subset)]
 
@@ -41,11 +41,11 @@ def read_mapping(path):
     try:
         loaded = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}".splitlines()[0]) from error
+        raise ParamsError(f"{path}: not valid YAML: {error}".splitlines()[0]) from error
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: a params file must be a mapping of keys to values")
+        raise ParamsError(f"{path}: a params file must be a mapping of keys to values")
     return loaded
 
 
@@ -56,7 +56,7 @@ def profile_names(params_dir):
 def read_profile(params_dir, name):
     names = profile_names(params_dir)
     if name not in names:
-        raise ConfigError(f"profile={name!r} is not valid; choose one of {names}")
+        raise ParamsError(f"profile={name!r} is not valid; choose one of {names}")
     return read_mapping(Path(params_dir) / PROFILE_FOLDER / f"{name}.yaml")
 
 
@@ -86,50 +86,50 @@ def notebook_parameters(notebook):
     cells = json.loads(Path(notebook).read_text())["cells"]
     tagged = [cell for cell in cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
-        raise ConfigError(f"{notebook}: needs exactly one cell tagged 'parameters', found {len(tagged)}")
+        raise ParamsError(f"{notebook}: needs exactly one cell tagged 'parameters', found {len(tagged)}")
     source = "".join(tagged[0]["source"])
     parameters = {}
     for statement in ast.parse(source).body:
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
                 and isinstance(statement.targets[0], ast.Name)):
-            raise ConfigError(f"{notebook}: the parameters cell may only assign plain literals to names")
+            raise ParamsError(f"{notebook}: the parameters cell may only assign plain literals to names")
         parameters[statement.targets[0].id] = ast.literal_eval(statement.value)
     return parameters
 
 
-def config_keys(notebook):
+def params_keys(notebook):
     """The keys a params file may hold: the notebook's parameters, less the run's own. The
     notebook and the library must agree on them, or nothing runs."""
     names = set(notebook_parameters(notebook)) - set(RUN_PARAMETERS)
-    if names != set(CONFIG_KEYS):
-        missing, extra = sorted(set(CONFIG_KEYS) - names), sorted(names - set(CONFIG_KEYS))
-        raise ConfigError(
+    if names != set(RUN_CONFIG_KEYS):
+        missing, extra = sorted(set(RUN_CONFIG_KEYS) - names), sorted(names - set(RUN_CONFIG_KEYS))
+        raise ParamsError(
             f"{notebook}: its parameters and the library's config keys differ"
             f" (missing from the notebook: {missing or 'none'}; unknown to the library: {extra or 'none'})"
         )
-    return CONFIG_KEYS
+    return RUN_CONFIG_KEYS
 
 
-def check_config(path, notebook, profile=None, data_dir=None):
+def check_params_file(path, notebook, profile=None, data_dir=None):
     """Reads a params file and checks it as the notebook will run it: its keys against the
     notebook's parameters, then the notebook's defaults overlaid with the file, the data source
     and the profile against the library. Returns (the file's config with the data source, the
-    config the run will train). Raises ConfigError naming the file and the bad key or value."""
-    valid_keys = config_keys(notebook)
+    config the run will train). Raises ParamsError naming the file and the bad key or value."""
+    valid_keys = params_keys(notebook)
     config = read_mapping(path)
     unknown = sorted(set(config) - set(valid_keys))
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; valid names: {', '.join(valid_keys)}")
+        raise ParamsError(f"{path}: unknown key {unknown[0]!r}; valid names: {', '.join(valid_keys)}")
     config = apply_data_source(config, data_dir)
     effective = run_config(notebook_parameters(notebook) | config, profile or {})
     try:
         resolve_run_config(effective)
     except ValueError as error:
-        raise ConfigError(f"{path}: {error}") from error
+        raise ParamsError(f"{path}: {error}") from error
     return config, effective
 
 
 def run_config(parameters, profile):
     """What a notebook with these parameter values trains: every config key that is not None,
     with the profile's overrides applied. The notebook itself calls this."""
-    return apply_profile({key: parameters[key] for key in CONFIG_KEYS if parameters.get(key) is not None}, profile)
+    return apply_profile({key: parameters[key] for key in RUN_CONFIG_KEYS if parameters.get(key) is not None}, profile)

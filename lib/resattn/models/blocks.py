@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from keras import layers
 
-from resattn.attention import AttentionCombine, MaskActivation
+from resattn.models.attention import AttentionCombine, MaskActivation
 
 MASK_STRUCTURES = ("encoder_decoder", "local_conv")
 

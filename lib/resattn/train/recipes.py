@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 
-from resattn.preprocessing import PREPROCESSINGS
+from resattn.data.preprocessing import PREPROCESSINGS
 
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("accuracy", "val_accuracy")

@@ -1,6 +1,6 @@
 """Runs every config in params/ through notebooks/train.ipynb with papermill, then results.ipynb.
 
-    python -m resattn.reproduce [--subset all|seed|paper] [--profile full|quick|smoke]
+    python -m resattn.suite.reproduce [--subset all|seed|paper] [--profile full|quick|smoke]
         [--data keras|DIR] [--gpus auto|cpu|0,1,...] [--jobs N] [--seeds 0,1,2] [--results DIR]
 
 Every config is checked first (its keys against the notebook's parameters, its values against
@@ -23,18 +23,18 @@ from pathlib import Path
 
 import yaml
 
-from resattn.configs import (
+from resattn.data.datasets import CIFAR, DataError, fetch_cifar
+from resattn.suite.estimate import duration, estimate
+from resattn.suite.params import (
     SUBSETS,
-    ConfigError,
-    check_config,
-    config_keys,
-    list_configs,
+    ParamsError,
+    check_params_file,
+    params_keys,
+    list_params_files,
     read_profile,
 )
-from resattn.data import CIFAR, DataError, fetch_cifar
-from resattn.estimate import duration, estimate
-from resattn.preflight import run_preflight
-from resattn.training import ENDED, jsonable, read_json
+from resattn.suite.preflight import run_preflight
+from resattn.train.run_files import ENDED, jsonable, read_json
 
 TRAIN_NOTEBOOK = "train.ipynb"
 RESULTS_NOTEBOOK = "results.ipynb"
@@ -89,20 +89,20 @@ def results_root(results, profile):
 
 
 def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds):
-    """Checks every config of the subset and returns the runs to make; raises ConfigError on the
+    """Checks every config of the subset and returns the runs to make; raises ParamsError on the
     first bad file, before anything runs."""
     notebook = Path(notebooks_dir) / TRAIN_NOTEBOOK
-    config_keys(notebook)  # the notebook and the library agree on the keys
+    params_keys(notebook)  # the notebook and the library agree on the keys
     profile = read_profile(params_dir, profile_name)
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
+        raise ParamsError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
                           " and/or cifar-100-python.tar.gz, or 'keras' to download them once into the cache")
-    paths = list_configs(params_dir, subset)
+    paths = list_params_files(params_dir, subset)
     if not paths:
-        raise ConfigError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
+        raise ParamsError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
     jobs = []
     for path in paths:
-        config, effective = check_config(path, notebook, profile, data_dir)
+        config, effective = check_params_file(path, notebook, profile, data_dir)
         for seed in seeds or [effective["seed"]]:
             name = path.stem if seed == effective["seed"] else f"{path.stem}-seed{seed}"
             jobs.append(Job(name, None, {**config, "seed": seed}, {**effective, "seed": seed}))
@@ -138,11 +138,11 @@ def device_slots(gpus, jobs):
         return ["-1"] * jobs
     slots = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
     if not slots or not all(slot.isdigit() for slot in slots):
-        raise ConfigError(f"gpus={gpus!r} is not valid; give auto, cpu or GPU indices like 0,1")
+        raise ParamsError(f"gpus={gpus!r} is not valid; give auto, cpu or GPU indices like 0,1")
     return slots
 
 
-class Runner:
+class GridRunner:
     """Executes jobs on device slots, one job per slot at a time, streaming each run's output to
     its log.txt and, prefixed with the config's name, to the console."""
 
@@ -239,7 +239,7 @@ def run_results(notebooks_dir, results_dir, params_dir, echo=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m resattn.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m resattn.suite.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
     parser.add_argument("--profile", default="full", help="full, quick, smoke or any params/profiles/*.yaml")
     parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config) or a folder of the official archives")
@@ -259,7 +259,7 @@ def main(argv=None):
     data_dir = None if args.data in ("", "keras") else Path(args.data)
     try:
         if args.jobs < 1:
-            raise ConfigError(f"jobs={args.jobs} is not valid; it must be an integer >= 1")
+            raise ParamsError(f"jobs={args.jobs} is not valid; it must be an integer >= 1")
         seeds = _parse_seeds(args.seeds)
         jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
         slots = device_slots(args.gpus, args.jobs)
@@ -270,7 +270,7 @@ def main(argv=None):
                 data_dir = fetch_cifar(name)
                 print(f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True)
             jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
-    except (ConfigError, DataError) as error:
+    except (ParamsError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = []
@@ -312,7 +312,7 @@ def _run_all(jobs, results_dir, args, slots):
             print(f"error: preflight: {failure}", file=sys.stderr, flush=True)
         if failures:
             raise PreflightFailed()
-    runner = Runner(args.notebooks, args.params, args.profile, slots, echo=lambda line: print(line, flush=True))
+    runner = GridRunner(args.notebooks, args.params, args.profile, slots, echo=lambda line: print(line, flush=True))
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         futures = [pool.submit(runner.run, job) for job in pending]
         try:
@@ -332,9 +332,9 @@ def _parse_seeds(text):
     try:
         seeds = [int(part) for part in text.replace(",", " ").split()]
     except ValueError:
-        raise ConfigError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2") from None
+        raise ParamsError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2") from None
     if not seeds or any(seed < 0 for seed in seeds):
-        raise ConfigError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2")
+        raise ParamsError(f"seeds={text!r} is not valid; give integers >= 0 like 0,1,2")
     return seeds
 
 

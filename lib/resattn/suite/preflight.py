@@ -3,7 +3,7 @@ training step, as its configs will train it (precision, XLA, batch size, optimiz
 preprocessing) on the device they will use, each in its own process. A step that fails there
 would fail every config that uses it, hours into the grid; here it stops the grid in minutes.
 
-    python -m resattn.preflight '<a run config as JSON>' [...]
+    python -m resattn.suite.preflight '<a run config as JSON>' [...]
 
 prints one JSON line per config (what ran, or the error) and exits 1 if any step failed. The grid
 runs one config per process.
@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from resattn.data import CIFAR
+from resattn.data.datasets import CIFAR
 
 # The run keys that do not change the compiled step: the data and the schedule.
 NOT_IN_STEP = (
@@ -76,7 +76,7 @@ def run_preflight(jobs, slots, environment, echo=print):
 
 
 def _child_step(key, env):
-    command = [sys.executable, "-m", "resattn.preflight", key]
+    command = [sys.executable, "-m", "resattn.suite.preflight", key]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -95,7 +95,7 @@ def _child_step(key, env):
     elif reports:
         error = reports[-1]["error"]
     else:
-        from resattn.reproduce import last_error  # reproduce imports this module
+        from resattn.suite.reproduce import last_error  # reproduce imports this module
 
         error = last_error(output)
     return False, f"the first training step of {step.get('family', 'seed')}:{step.get('depth', 56)} failed: {error}"
@@ -103,7 +103,7 @@ def _child_step(key, env):
 
 def resolve_step(step):
     """A step config resolved as a run of synthetic images: {"data", "model", "recipe", ...}."""
-    from resattn.training import resolve_run_config
+    from resattn.train.run_config import resolve_run_config
 
     return resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
 
@@ -114,7 +114,7 @@ def step_model(resolved, batches=1):
     import keras
     import numpy as np
 
-    from resattn.training import new_training_model
+    from resattn.train.model import new_training_model
 
     recipe, side, classes = resolved["recipe"], resolved["data"]["image_size"], resolved["model"]["num_classes"]
     keras.utils.set_random_seed(0)
@@ -128,7 +128,7 @@ def one_step(step):
     images; returns what ran. Raises whatever the step raises."""
     import numpy as np
 
-    from resattn.recipes import check_device
+    from resattn.train.recipes import check_device
 
     check_device()
     resolved = resolve_step(step)

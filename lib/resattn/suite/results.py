@@ -8,61 +8,17 @@ killed is `interrupted`; none is dropped.
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from resattn.configs import list_configs, read_mapping
-from resattn.recipes import RECIPES
-from resattn.training import ENDED, SUCCEEDED, read_json
+from resattn.suite.params import list_params_files, read_mapping
+from resattn.suite.reported import PAPER_ERRORS, PAPER_TABLES, SEED_RESULTS, paper_errors, seed_figures
+from resattn.train.recipes import RECIPES
+from resattn.train.run_files import ENDED, SUCCEEDED, read_json
 
-# FACTS section 1: test accuracy (%), seconds per epoch on a Tesla T4, parameters.
-SEED_REPORTED = {
-    "seed1-cifar10-a56-seedspatial-arl-adam": (86.65, 47.7, 2_893_866),
-    "seed2-cifar10-a56-mixed-arl-adam": (86.26, 48.6, 2_892_970),
-    "seed3-cifar10-a56-mixed-nal-adam": (85.66, 50.3, 2_892_970),
-    "seed4-cifar10-a92-seedspatial-arl-sgd-published": (78.74, 65.0, 9_396_778),
-    "seed4-cifar10-a92-seedspatial-arl-sgd-chained": None,  # our correction: the seed never ran it
-    "seed5-cifar100-a56-mixed-nal-adam": (53.46, 47.0, 2_939_140),
-    "seed6-cifar100-a56-seedspatial-arl-adam": (54.76, 47.0, 2_940_036),
-}
-
-# FACTS section 3: (table, row, config, the paper's test error in %).
-PAPER_ROWS = (
-    ("Table 1", "mixed (f1)", "paper-cifar10-a56-mixed-arl", 5.52),
-    ("Table 1", "channel (f2)", "paper-cifar10-a56-channel-arl", 6.24),
-    ("Table 1", "spatial (f3)", "paper-cifar10-a56-spatial-arl", 6.33),
-    ("Table 3", "Attention-56 ARL", "paper-cifar10-a56-mixed-arl", 5.52),
-    ("Table 3", "Attention-56 NAL", "paper-cifar10-a56-mixed-nal", 5.89),
-    ("Table 3", "Attention-92 ARL", "paper-cifar10-a92-mixed-arl", 4.99),
-    ("Table 3", "Attention-92 NAL", "paper-cifar10-a92-mixed-nal", 5.35),
-    ("Table 3", "Attention-128 ARL", "paper-cifar10-a128-mixed-arl", 4.44),
-    ("Table 3", "Attention-128 NAL", "paper-cifar10-a128-mixed-nal", 5.57),
-    ("Table 3", "Attention-164 ARL", "paper-cifar10-a164-mixed-arl", 4.31),
-    ("Table 3", "Attention-164 NAL", "paper-cifar10-a164-mixed-nal", 7.18),
-    ("Table 4", "encoder-decoder", "paper-cifar10-a56-mixed-arl", 5.52),
-    ("Table 4", "local convolutions", "paper-cifar10-a56-localconv-arl", 6.48),
-    *(
-        ("Table 5", f"{network}, {noise}% noise", f"paper-cifar10-{slug}-noise{noise}", error)
-        for noise, errors in ((10, (5.93, 5.15)), (30, (6.61, 5.79)), (50, (8.35, 7.27)), (70, (17.21, 15.75)))
-        for (network, slug), error in zip((("ResNet-164", "resnet164"), ("Attention-92", "a92")), errors)
-    ),
-    ("Table 6", "ResNet-164, CIFAR-10", "paper-cifar10-resnet164", 5.46),
-    ("Table 6", "ResNet-164, CIFAR-100", "paper-cifar100-resnet164", 24.33),
-    ("Table 6", "Attention-92, CIFAR-10", "paper-cifar10-a92-mixed-arl", 4.99),
-    ("Table 6", "Attention-92, CIFAR-100", "paper-cifar100-a92-mixed-arl", 21.71),
-    ("Table 6", "Attention-236, CIFAR-10", "paper-cifar10-a236-mixed-arl", 4.14),
-    ("Table 6", "Attention-236, CIFAR-100", "paper-cifar100-a236-mixed-arl", 21.16),
-    ("Table 6", "Attention-452, CIFAR-10", "paper-cifar10-a452-mixed-arl", 3.90),
-    ("Table 6", "Attention-452, CIFAR-100", "paper-cifar100-a452-mixed-arl", 20.45),
-)
-PAPER_TABLES = {
-    "Table 1": "CIFAR-10 test error (%) of Attention-56 by mask activation",
-    "Table 3": "CIFAR-10 test error (%), attention residual learning (ARL) against naive attention (NAL)",
-    "Table 4": "CIFAR-10 test error (%) of Attention-56 by mask structure",
-    "Table 5": "CIFAR-10 test error (%) with noisy training labels",
-    "Table 6": "Test error (%) on CIFAR-10 and CIFAR-100",
-}
+SEED_TITLE = "Seed: accuracy and time per epoch (FACTS section 1)"
 TIMING_COLUMNS = ("s/epoch", "seed's s/epoch (T4)", "seconds_per_epoch")
 REPEAT = re.compile(r"^(?P<config>.+)-seed(?P<seed>\d+)$")
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "Nesterov SGD"}
@@ -73,7 +29,7 @@ def collect_runs(results_dir, params_dir):
     """One row per run (and one per config without a run): its status and figures."""
     results_dir = Path(results_dir)
     rows = []
-    for path in list_configs(params_dir):
+    for path in list_params_files(params_dir):
         config = read_mapping(path)
         runs = [results_dir / path.stem] if (results_dir / path.stem).is_dir() else []
         runs += sorted(
@@ -148,10 +104,11 @@ def seed_table(runs, params_dir):
     """The seed's accuracy and time-per-epoch tables (FACTS section 1) with ours beside them."""
     summary = aggregate(runs)
     rows = []
-    for name, reported in SEED_REPORTED.items():
+    for name, reported in SEED_RESULTS.items():
         config = read_mapping(Path(params_dir) / f"{name}.yaml") if (Path(params_dir) / f"{name}.yaml").exists() else {}
         ours = summary.loc[name] if name in summary.index else None
-        accuracy, seconds, parameters = reported or (math.nan, math.nan, math.nan)
+        accuracy, seconds, parameters = (
+            (reported.accuracy, reported.seconds_per_epoch, reported.parameters) if reported else (math.nan,) * 3)
         rows.append({
             "config": name,
             "dataset": {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(config.get("dataset"), config.get("dataset")),
@@ -173,14 +130,14 @@ def seed_table(runs, params_dir):
     return pd.DataFrame(rows).set_index("config")
 
 
-def paper_table(runs, table):
-    """One of the paper's CIFAR tables (1, 3, 4, 5, 6) with our test error beside the paper's."""
-    if table not in PAPER_TABLES:
-        raise ValueError(f"table={table!r} is not valid; choose one of {tuple(PAPER_TABLES)}")
+def paper_table(runs, number):
+    """The paper's CIFAR table `number` (1, 3, 4, 5 or 6) with our test error beside the paper's."""
+    if number not in PAPER_TABLES:
+        raise ValueError(f"table={number!r} is not valid; choose one of {tuple(PAPER_TABLES)}")
     summary = aggregate(runs)
     rows = []
-    for name, row, config, error in PAPER_ROWS:
-        if name != table:
+    for table, row, config, error in PAPER_ERRORS:
+        if table != number:
             continue
         ours = summary.loc[config] if config in summary.index else None
         rows.append({
@@ -196,12 +153,25 @@ def paper_table(runs, table):
     return pd.DataFrame(rows).set_index("row")
 
 
-def all_tables(runs, params_dir):
-    """The seed's table and every paper table, by title."""
-    tables = {"Seed: accuracy and time per epoch (FACTS section 1)": seed_table(runs, params_dir)}
-    for table, title in PAPER_TABLES.items():
-        tables[f"Paper {table}: {title}"] = paper_table(runs, table)
-    return tables
+def paper_title(number):
+    return f"Paper Table {number}: {PAPER_TABLES[number]}"
+
+
+@dataclass
+class Tables:
+    """The seed's table and the paper's, each by its name."""
+
+    seed: pd.DataFrame
+    paper: dict  # the paper's table number -> its table
+
+    def titled(self):
+        """Every table by its title, the seed's first."""
+        return {SEED_TITLE: self.seed, **{paper_title(number): table for number, table in self.paper.items()}}
+
+
+def tables(runs, params_dir):
+    """The seed's table and every paper table."""
+    return Tables(seed_table(runs, params_dir), {number: paper_table(runs, number) for number in PAPER_TABLES})
 
 
 def histories(runs, results_dir):
@@ -224,6 +194,7 @@ def histories(runs, results_dir):
 
 def write_summary(tables, runs, results_dir):
     """results/summary.csv (every table row, long) and results/summary.md (the tables)."""
+    tables = tables.titled()
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     frames = [table.reset_index().assign(table=title) for title, table in tables.items()]
@@ -276,10 +247,11 @@ def status_counts(runs):
 
 def reported(config):
     """What the seed or the paper reported for a config, by the config's name: {measure: value}."""
-    seed = SEED_REPORTED.get(config)
+    seed = seed_figures(config)
     if seed:
-        return {"test accuracy (%)": seed[0], "seconds per epoch": f"{seed[1]} s (T4)", "parameters": f"{seed[2]:,}"}
-    errors = [error for _, _, name, error in PAPER_ROWS if name == config]
+        return {"test accuracy (%)": seed.accuracy, "seconds per epoch": f"{seed.seconds_per_epoch} s (T4)",
+                "parameters": f"{seed.parameters:,}"}
+    errors = paper_errors(config)
     return {"test error (%)": errors[0]} if errors else {}
 
 

@@ -1,7 +1,7 @@
 """How long a grid will take, before it starts: every run's training images times its network's
 multiply-adds, over a training rate measured here, on the grid's device.
 
-    python -m resattn.estimate '<step config as JSON>' [...]     (what the grid runs)
+    python -m resattn.suite.estimate '<step config as JSON>' [...]     (what the grid runs)
 
 The child builds every distinct network to count its multiply-adds, and times a few compiled
 training steps of the cheapest to measure multiply-adds per second (a training step costs about
@@ -14,15 +14,15 @@ import subprocess
 import sys
 import time
 
-from resattn.data import CIFAR
-from resattn.preflight import distinct_steps, resolve_step, step_model
+from resattn.data.datasets import CIFAR
+from resattn.suite.preflight import distinct_steps, resolve_step, step_model
 
 TIMED_STEPS = 3
 
 
 def training_images(effective):
     """The images a run trains on in all (its epochs times its steps times its batch)."""
-    from resattn.training import resolve_run_config
+    from resattn.train.run_config import resolve_run_config
 
     resolved = resolve_run_config(effective)
     data, recipe = resolved["data"], resolved["recipe"]
@@ -42,11 +42,11 @@ def estimate(jobs, slots, environment):
     """(seconds for the grid on its slots, a line saying how it was estimated); raises
     RuntimeError with the child's error if the measurement fails."""
     keys = distinct_steps(jobs)
-    command = [sys.executable, "-m", "resattn.estimate", *keys]
+    command = [sys.executable, "-m", "resattn.suite.estimate", *keys]
     done = subprocess.run(command, capture_output=True, text=True, env=environment(slots[0]), timeout=3600)
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not reports:
-        from resattn.reproduce import last_error  # reproduce imports this module
+        from resattn.suite.reproduce import last_error  # reproduce imports this module
 
         raise RuntimeError(last_error(done.stdout + done.stderr))
     report = reports[-1]
@@ -69,8 +69,8 @@ def duration(seconds):
 def measure(steps):
     """{"rate": training multiply-adds per second of the cheapest step config, "probe": what
     was timed, "macs": [multiply-adds per image of each]}."""
-    from resattn.complexity import count_multiply_adds
-    from resattn.networks import build_model
+    from resattn.models.complexity import count_multiply_adds
+    from resattn.models.networks import build_model
 
     macs = [count_multiply_adds(build_model(**resolve_step(step)["model"])) for step in steps]
     cheapest = macs.index(min(macs))  # the quickest to compile and time

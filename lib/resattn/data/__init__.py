@@ -1,0 +1,1 @@
+"""The data: CIFAR and image folders loaded and split, and the preprocessing and augmentation layers."""

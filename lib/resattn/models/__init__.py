@@ -1,0 +1,1 @@
+"""The networks: attention layers, residual and attention blocks, the families table, complexity."""

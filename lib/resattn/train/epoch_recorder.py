@@ -1,0 +1,95 @@
+"""The callback that records a run epoch by epoch: the history, the checkpoints, early stopping."""
+
+import csv
+import io
+import math
+import time
+
+import keras
+
+from resattn.train.run_files import atomic_write, save_model, write_json
+from resattn.train.run_metrics import figure, finite
+
+# warmup: 1 for the first epoch a process trains, whose seconds include tracing and compiling.
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """After every epoch: one progress line, a checkpoint, the state and the history, written
+    atomically in that order, so a run killed at any moment resumes from its last whole epoch.
+    Also applies early stopping (its counters live in the state) and stops on a NaN loss."""
+
+    def __init__(self, run_dir, state, recipe, epochs, log, learning_rate=None):
+        super().__init__()
+        self.run_dir, self.state, self.recipe, self.epochs, self.log = run_dir, state, recipe, epochs, log
+        self.learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
+        self.warmup = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        row = {"epoch": epoch + 1, **{key: logs.get(key, math.nan) for key in HISTORY_COLUMNS[1:5]}}
+        row["learning_rate"] = self._rate_of_the_last_update()
+        row["seconds"] = time.perf_counter() - self.started
+        row["warmup"], self.warmup = int(self.warmup), False
+        self.state["history"].append(row)
+        self.state["epoch"] = epoch + 1
+        self.log(_progress_line(row, self.epochs))
+        if not finite(row["loss"]):
+            self.state["status"] = "diverged"
+            self.log(f"loss is {row['loss']}: the run diverged; stopping")
+            self.model.stop_training = True
+        elif self._should_stop_early(row):
+            self.state["status"] = "early_stopped"
+            self.model.stop_training = True
+        self.save_checkpoint()
+
+    def _rate_of_the_last_update(self):
+        """The epoch's rate: the optimizer's own rate now is the next update's, the next epoch's."""
+        if not callable(self.learning_rate):
+            return float(self.learning_rate)
+        step = max(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) - 1, 0)
+        return float(keras.ops.convert_to_numpy(self.learning_rate(step)))
+
+    def _should_stop_early(self, row):
+        patience = self.recipe.early_stopping_patience
+        value = row.get(self.recipe.early_stopping_monitor)
+        if patience is None or not finite(value):
+            return False
+        stopping = self.state["early_stopping"]
+        if stopping["best"] is None or value > stopping["best"]:
+            stopping["best"], stopping["wait"] = value, 0
+        else:
+            stopping["wait"] += 1
+        if stopping["wait"] >= patience:
+            self.log(f"early stopping: {self.recipe.early_stopping_monitor} has not improved for {patience} epochs")
+            return True
+        return False
+
+    def save_checkpoint(self):
+        previous = self.state["checkpoint"]
+        name = f"checkpoint-{self.state['epoch']:04d}.keras"
+        save_model(self.model, self.run_dir / name)
+        self.state["checkpoint"] = name
+        self.save_state()
+        if previous and previous != name:
+            (self.run_dir / previous).unlink(missing_ok=True)
+
+    def save_state(self):
+        write_json(self.run_dir / "state.json", self.state)
+        write_history(self.run_dir / "history.csv", self.state["history"])
+
+
+def _progress_line(row, epochs):
+    figures = "  ".join(f"{key} {figure(row[key])}" for key in HISTORY_COLUMNS[1:5])
+    return f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  {figures}  lr {row['learning_rate']:.3g}  {row['seconds']:.1f} s"
+
+
+def write_history(path, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda temporary: temporary.write_text(buffer.getvalue()))

@@ -1,0 +1,59 @@
+"""The model a run trains: the network behind its preprocessing, compiled with the recipe's
+optimizer, new or restored from a checkpoint."""
+
+import keras
+import numpy as np
+
+from resattn.data.preprocessing import training_model
+from resattn.models.complexity import leaf_layers
+from resattn.models.networks import build_model
+
+def new_training_model(model_options, recipe, x_train, seed, augment=True):
+    """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
+    `x_train` (uint8 images); `augment=False` leaves out the random flip and shift."""
+    policy, precision = keras.mixed_precision.global_policy(), recipe.compute_precision()
+    if precision != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    try:
+        network = build_model(**model_options)
+        model = training_model(network, recipe.preprocessing, x_train, seed, augment)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    model.compile(
+        optimizer=recipe.make_optimizer(len(x_train)),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=recipe.compiles_with_xla(),  # saved with the model
+        run_eagerly=recipe.run_eagerly,
+        steps_per_execution=recipe.execution_steps(),
+    )
+    build_training_state(model, x_train)
+    return model
+
+
+def restore_training_model(model_options, recipe, x_train, seed, checkpoint):
+    """A checkpoint's model and optimizer state (step, slots, loss scale) in a model compiled
+    as a new run's is: `load_model` restores a float16 run's optimizer without its loss-scale
+    wrapper, and so without its step and momentum."""
+    model = new_training_model(model_options, recipe, x_train, seed)
+    model.load_weights(checkpoint)
+    return model
+
+
+def build_training_state(model, x_train):
+    """Makes the optimizer's slots and the metrics' variables now: made inside the first traced
+    step, they make TensorFlow trace that step a second time (Keras 3 defers the metrics on
+    TensorFlow), which doubled the warm-up. `_symbolic_build` is what Keras runs itself under a
+    distribution strategy; it computes nothing."""
+    model.optimizer.build(model.trainable_variables)
+    classes = model.output_shape[-1]
+    model._symbolic_build(data_batch=(x_train[:1], np.zeros((1, classes), "float32")))
+
+
+def apply_weight_decay(model, weight_decay):
+    """Adds weight_decay * w to the gradient of every conv and dense kernel, as an L2 penalty."""
+    if not weight_decay:
+        return
+    for layer in leaf_layers(model):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2)

@@ -1,0 +1,52 @@
+"""A run's figures once it ends (metrics.json): accuracy, time per epoch, size, status."""
+
+import math
+
+import keras
+import numpy as np
+
+from resattn.models.complexity import count_multiply_adds, count_parameters
+
+
+def run_metrics(model, network, dataset, state, config):
+    history = state["history"]
+    seconds = [row["seconds"] for row in history]
+    val = [row["val_accuracy"] for row in history if finite(row["val_accuracy"])]
+    steady = [row["seconds"] for row in history if not row.get("warmup")] or seconds
+    mean_seconds = float(np.mean(steady)) if steady else math.nan
+    steps = config["steps_per_epoch"]
+    images_per_epoch = min(len(dataset.x_train), steps * config["recipe"]["batch_size"])
+    metrics = {
+        "status": state["status"],
+        "epochs": state["epoch"],
+        "best_val_accuracy": max(val) if val else None,
+        "final_val_accuracy": val[-1] if val else None,
+        "test_loss": None,
+        "test_accuracy": None,
+        # The seed's measure, the mean over epochs after the first, and after a resume's first too.
+        "seconds_per_epoch": mean_seconds,
+        "images_per_second": images_per_epoch / mean_seconds if mean_seconds else None,
+        "parameters": count_parameters(network),
+        "multiply_adds": count_multiply_adds(network),
+    }
+    if dataset.x_test is not None and state["status"] != "diverged":
+        y_test = keras.utils.to_categorical(dataset.y_test, dataset.num_classes)
+        loss, accuracy = model.evaluate(dataset.x_test, y_test, batch_size=256, verbose=0)
+        metrics["test_loss"], metrics["test_accuracy"] = float(loss), float(accuracy)
+    return metrics
+
+
+def figure(value):
+    return f"{value:.4f}" if finite(value) else "n/a"
+
+
+def finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def summary_line(metrics):
+    return (
+        f"{metrics['status']} after {metrics['epochs']} epochs: best val_accuracy {figure(metrics['best_val_accuracy'])}"
+        f", test accuracy {figure(metrics['test_accuracy'])}, {figure(metrics['seconds_per_epoch'])} s per epoch"
+        " (mean after the first)"
+    )
