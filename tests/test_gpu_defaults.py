@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from resattn.models.blocks import PAPER, SEED, soft_mask
+from resattn.models.blocks import PAPER, SEED, ModuleSpec, soft_mask
 
 
 @pytest.fixture
@@ -23,8 +23,9 @@ def bfloat16_policy():
 def test_a_soft_mask_trains_a_compiled_step_in_bfloat16(bfloat16_policy, convention):
     inputs = keras.Input((8, 8, 3))
     x = layers.Conv2D(8, 3, padding="same")(inputs)
-    mask = soft_mask(x, (2, 2, 8), levels=1, bottom=1, r=1, convention=convention, structure="encoder_decoder",
-                     activation="mixed", name="mask")
+    spec = ModuleSpec(p=1, t=1, r=1, mask_levels=1, mask_bottom=1, mechanism="arl", mask_activation="mixed",
+                      mask_structure="encoder_decoder", convention=convention)
+    mask = soft_mask(x, (2, 2, 8), spec, name="mask")
     outputs = layers.Dense(3, activation="softmax", dtype="float32")(layers.GlobalAveragePooling2D()(mask))
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy", jit_compile=True)

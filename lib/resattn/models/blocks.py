@@ -101,20 +101,39 @@ def residual_units(x, count, filters, convention, name, stride=1):
     return x
 
 
+@dataclass(frozen=True)
+class ModuleSpec:
+    """An attention module's make-up, its widths aside: p units before and after, t on the
+    trunk, r between the mask's poolings; the mask's shape, structure and activation; the
+    combination (ARL or NAL); the family's convention."""
+
+    p: int
+    t: int
+    r: int
+    mask_levels: int  # pooling steps of an encoder-decoder mask
+    mask_bottom: int  # units at its deepest level, in multiples of r
+    mechanism: str
+    mask_activation: str
+    mask_structure: str
+    convention: Convention
+
+
 def mask_unit_count(levels, bottom, r):
     """Residual units in an encoder-decoder mask: r down and r up per level, a skip unit at every
     level but the deepest, and bottom * r units at the deepest."""
     return (levels - 1) * (2 * r + 1) + bottom * r
 
 
-def soft_mask(x, filters, levels, bottom, r, convention, structure, activation, name):
+def soft_mask(x, filters, spec, name):
     """The soft mask branch M(x), from the module's input to the activated mask.
 
-    ``encoder_decoder``: `levels` max-pool steps with r units after each (bottom * r at the
-    deepest) and a skip unit at every level but the deepest, then upsampling steps that add the
-    matching skip and run r units. ``local_conv`` (paper Table 4): the same number of units at
-    full resolution, no pooling or upsampling.
+    ``encoder_decoder``: `mask_levels` max-pool steps with r units after each (mask_bottom * r
+    at the deepest) and a skip unit at every level but the deepest, then upsampling steps that
+    add the matching skip and run r units. ``local_conv`` (paper Table 4): the same number of
+    units at full resolution, no pooling or upsampling.
     """
+    levels, bottom, r, convention = spec.mask_levels, spec.mask_bottom, spec.r, spec.convention
+    structure = spec.mask_structure
     if structure not in MASK_STRUCTURES:
         raise ValueError(f"mask_structure={structure!r} is not valid; choose one of {MASK_STRUCTURES}")
     if structure == "local_conv":
@@ -137,7 +156,7 @@ def soft_mask(x, filters, levels, bottom, r, convention, structure, activation, 
         if convention.mask_head_preact:
             y = bn_relu(y, convention, f"{name}_head{i}")
         y = conv2d(y, channels, 1, convention, name=f"{name}_head{i}_conv")
-    return MaskActivation(activation, name=f"{name}_activation")(y)
+    return MaskActivation(spec.mask_activation, name=f"{name}_activation")(y)
 
 
 def _upsample(x, convention, name):
@@ -146,14 +165,10 @@ def _upsample(x, convention, name):
     return layers.UpSampling2D(2, interpolation=convention.upsampling, dtype=dtype, name=name)(x)
 
 
-def attention_module(
-    x, filters, p, t, r, mask_levels, mask_bottom, mechanism, mask_activation, mask_structure, convention, name
-):
+def attention_module(x, filters, spec, name):
     """p units, then trunk T (t units) and soft mask M side by side, combined by ARL or NAL, then p units."""
-    x = residual_units(x, p, filters, convention, f"{name}_pre")
-    trunk = residual_units(x, t, filters, convention, f"{name}_trunk")
-    mask = soft_mask(
-        x, filters, mask_levels, mask_bottom, r, convention, mask_structure, mask_activation, f"{name}_mask"
-    )
-    x = AttentionCombine(mechanism, name=f"{name}_combine")([trunk, mask])
-    return residual_units(x, p, filters, convention, f"{name}_post")
+    x = residual_units(x, spec.p, filters, spec.convention, f"{name}_pre")
+    trunk = residual_units(x, spec.t, filters, spec.convention, f"{name}_trunk")
+    mask = soft_mask(x, filters, spec, f"{name}_mask")
+    x = AttentionCombine(spec.mechanism, name=f"{name}_combine")([trunk, mask])
+    return residual_units(x, spec.p, filters, spec.convention, f"{name}_post")

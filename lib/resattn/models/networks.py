@@ -12,7 +12,17 @@ import keras
 from keras import layers
 
 from resattn.models.attention import MASK_ACTIVATIONS, MECHANISMS
-from resattn.models.blocks import MASK_STRUCTURES, PAPER, SEED, Convention, attention_module, bn_relu, conv2d, residual_units
+from resattn.models.blocks import (
+    MASK_STRUCTURES,
+    PAPER,
+    SEED,
+    Convention,
+    ModuleSpec,
+    attention_module,
+    bn_relu,
+    conv2d,
+    residual_units,
+)
 
 WIRINGS = ("chained", "published")
 
@@ -191,20 +201,12 @@ def build_model(family="seed", depth=56, **options):
 
     def module(x, stage, name, filters=None):
         levels, bottom = spec.mask_shapes[stage]
-        return attention_module(
-            x,
-            filters or spec.stage_filters[stage],
-            config["p"],
-            config["t"],
-            config["r"],
-            levels,
-            bottom,
-            config["mechanism"],
-            config["mask_activation"],
-            config["mask_structure"],
-            convention,
-            name,
+        module_spec = ModuleSpec(
+            p=config["p"], t=config["t"], r=config["r"], mask_levels=levels, mask_bottom=bottom,
+            mechanism=config["mechanism"], mask_activation=config["mask_activation"],
+            mask_structure=config["mask_structure"], convention=convention,
         )
+        return attention_module(x, filters or spec.stage_filters[stage], module_spec, name)
 
     for stage, filters in enumerate(spec.stage_filters):
         x = residual_units(
