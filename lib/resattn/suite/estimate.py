@@ -15,7 +15,7 @@ import sys
 import time
 
 from resattn.data.datasets import CIFAR
-from resattn.suite.preflight import distinct_steps, resolve_step, step_model
+from resattn.suite.preflight import distinct_steps, last_error, resolve_step, step_model
 
 TIMED_STEPS = 3
 
@@ -46,8 +46,6 @@ def estimate(jobs, slots, environment):
     done = subprocess.run(command, capture_output=True, text=True, env=environment(slots[0]), timeout=3600)
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not reports:
-        from resattn.suite.reproduce import last_error  # reproduce imports this module
-
         raise RuntimeError(last_error(done.stdout + done.stderr))
     report = reports[-1]
     work = sum(3 * macs * training_images(job.effective) for macs, group in zip(report["macs"], keys.values())

@@ -95,8 +95,6 @@ def _child_step(key, env):
     elif reports:
         error = reports[-1]["error"]
     else:
-        from resattn.suite.reproduce import last_error  # reproduce imports this module
-
         error = last_error(output)
     return False, f"the first training step of {step.get('family', 'seed')}:{step.get('depth', 56)} failed: {error}"
 
@@ -166,3 +164,10 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def last_error(output):
+    """The exception line papermill reports, or the output's last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
+    return (errors or lines or ["(no output)"])[-1]

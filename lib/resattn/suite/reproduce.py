@@ -33,7 +33,7 @@ from resattn.suite.params import (
     list_params_files,
     read_profile,
 )
-from resattn.suite.preflight import run_preflight
+from resattn.suite.preflight import last_error, run_preflight
 from resattn.train.run_files import ENDED, jsonable, read_json
 
 TRAIN_NOTEBOOK = "train.ipynb"
@@ -213,13 +213,6 @@ def slot_environment(slot):
 
 def _worth_showing(line):
     return bool(PROGRESS.search(line.strip()))
-
-
-def last_error(output):
-    """The exception line papermill reports, or the output's last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
-    return (errors or lines or ["(no output)"])[-1]
 
 
 def run_results(notebooks_dir, results_dir, params_dir, echo=print):
