@@ -16,7 +16,7 @@ The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe,
 Each precision (`auto` is the library's default here, shown resolved) is run for every seed.
 The table gives, per epoch, each pipeline's training loss, training accuracy and validation
 accuracy (mean over seeds, each seed in brackets), ours minus stock, and whether ours lies within
-stock's seed-to-seed range. It is a benchmark, not a test: about an hour on 2 CPU cores. Each
+stock's seed-to-seed range (or on which side of it). It is a benchmark, not a test: about an hour on 2 CPU cores. Each
 finished run is kept in `--out`/results.json, so an interrupted check picks up where it stopped.
 """
 
@@ -132,8 +132,16 @@ def table(results, precisions, seeds, epochs):
                 cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", "ours")]
                 lines.append(f"| {precision} ({len(done)}) | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
                              f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
-                             f"| {'yes' if low <= mean['ours'] <= high else 'no'} |")
+                             f"| {_verdict(metric, mean['ours'], low, high)} |")
     return "\n".join(lines)
+
+
+def _verdict(metric, value, low, high):
+    """Whether ours lies in stock's range, and if not, on which side: a lower loss, a higher accuracy is better."""
+    if low <= value <= high:
+        return "yes"
+    better = value < low if metric == "loss" else value > high
+    return "no, better" if better else "no, worse"
 
 
 def main(argv=None):
