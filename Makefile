@@ -18,15 +18,20 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 #   SEEDS=          e.g. 0,1,2: every config once per seed (tables show mean and std)
 #   PROFILE=full    full (as published), quick (a tenth of the schedule) or smoke
 #   ALLOW_CPU=      1: start full or quick on a machine with no GPU (refused otherwise, with an estimate)
+#   RAY_ADDRESS=    host:port of a running Ray cluster to run the grid on (unset: Ray on this machine)
+#   RESULTS=        the results folder (default results/ for full, results/<profile>/ otherwise);
+#                   on a cluster, a path every node sees
 DATA ?= keras
 GPUS ?= auto
 JOBS ?= 1
 SEEDS ?=
 PROFILE ?= full
+RESULTS ?= $(if $(filter full,$(PROFILE)),results,results/$(PROFILE))
 REPRODUCE = $(BIN)/python -m resattn.suite.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
-	$(if $(ALLOW_CPU),--allow-cpu)
+	--results $(RESULTS) \
+	$(if $(ALLOW_CPU),--allow-cpu) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
-.PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results lab notebooks cifar10-subset clean
+.PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -66,6 +71,15 @@ smoke: setup
 
 results: setup
 	$(REPRODUCE) --profile $(PROFILE) --results-only
+
+# Where a grid stands (done, running with its node and estimated end, failed, not started), while
+# it runs or after.
+status: setup
+	$(BIN)/python -m resattn.suite.status --results $(RESULTS)
+
+# Every run of a results folder side by side: loss, accuracy, learning rate per epoch.
+tensorboard: setup
+	$(BIN)/tensorboard --logdir $(RESULTS)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks

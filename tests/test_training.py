@@ -4,6 +4,7 @@ SIGKILLed run resumes, a NaN ends the run, bad configs stop before any data is r
 import csv
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -41,6 +42,18 @@ def reference_run(tmp_path_factory):
     return run_dir, train(QUICK, run_dir, **QUIET)
 
 
+def tensorboard_scalars(run_dir):
+    """{tag: [(step, value), ...]} from every event file of a run, read with TensorBoard's own loader."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    scalars = {}
+    for path in sorted((Path(run_dir) / "tensorboard").glob("events.out.tfevents.*")):
+        for event in LegacyEventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return {tag: sorted(points) for tag, points in scalars.items()}
+
+
 def history(run_dir):
     with open(Path(run_dir) / "history.csv") as file:
         return list(csv.DictReader(file))
@@ -60,6 +73,8 @@ def test_short_run_learns_and_writes_every_file(reference_run):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["seed"] == 5 and config["versions"]["keras"] == keras.__version__ and config["device"]
     assert config["recipe"]["batch_size"] == 64 and config["data"]["train_size"] == 480
+    assert config["node"] == platform.node()  # not started by the grid: this host
+    assert [step for step, _ in tensorboard_scalars(run_dir)["accuracy/validation"]] == [1, 2, 3]
 
 
 def test_saved_model_loads_in_safe_mode_and_reproduces_the_test_accuracy(reference_run):
@@ -157,6 +172,11 @@ def test_a_run_that_crashed_in_epoch_2_resumes_with_each_epochs_own_rate_and_tim
     assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.keras): SGD at step 8") for line in lines)
     assert [row["warmup"] for row in rows] == ["1", "1", "0"]  # epoch 2 was the resumed process's first
     assert metrics["status"] == "completed" and metrics["seconds_per_epoch"] == pytest.approx(float(rows[2]["seconds"]))
+    # TensorBoard, over both processes' event files: each epoch once, with the rate it trained at.
+    scalars = tensorboard_scalars(tmp_path)
+    assert [step for step, _ in scalars["learning_rate"]] == [1, 2, 3]
+    assert [value for _, value in scalars["learning_rate"]] == pytest.approx([0.1, 0.1, 0.01])
+    assert [value for _, value in scalars["loss/training"]] == pytest.approx([float(row["loss"]) for row in rows])
 
 
 def test_nan_loss_ends_the_run_as_diverged(tmp_path):

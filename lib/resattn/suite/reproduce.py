@@ -13,17 +13,14 @@ if any config failed.
 
 import argparse
 import os
-import re
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from resattn.data.datasets import CIFAR, DataError, fetch_cifar
+from resattn.suite import grid
+from resattn.suite.grid import ERROR_FILE, TRAIN_NOTEBOOK
 from resattn.suite.estimate import duration, estimate
 from resattn.suite.params import (
     SUBSETS,
@@ -36,12 +33,7 @@ from resattn.suite.params import (
 from resattn.suite.preflight import last_error, run_preflight
 from resattn.train.run_files import ENDED, jsonable, read_json
 
-TRAIN_NOTEBOOK = "train.ipynb"
 RESULTS_NOTEBOOK = "results.ipynb"
-ERROR_FILE = "notebook-error.txt"
-# The lines of a run shown on the console (all of its output goes to its log.txt): the training's
-# progress and any error.
-PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
 
 
 class PreflightFailed(Exception):
@@ -142,66 +134,6 @@ def device_slots(gpus, jobs):
     return slots
 
 
-class GridRunner:
-    """Executes jobs on device slots, one job per slot at a time, streaming each run's output to
-    its log.txt and, prefixed with the config's name, to the console."""
-
-    def __init__(self, notebooks_dir, params_dir, profile, slots, echo=print):
-        self.notebooks_dir, self.params_dir = Path(notebooks_dir).resolve(), Path(params_dir).resolve()
-        self.profile, self.echo = profile, echo
-        self.free = list(slots)
-        self.lock = threading.Lock()
-        self.processes = set()
-
-    def run(self, job):
-        with self.lock:
-            slot = self.free.pop()
-        try:
-            return self._execute(job, slot)
-        finally:
-            with self.lock:
-                self.free.append(slot)
-
-    def _execute(self, job, slot):
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        parameters = {**job.config, "profile": self.profile, "params_dir": str(self.params_dir),
-                      "run_dir": str(job.run_dir.resolve()), "force": False}
-        (job.run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
-        env = slot_environment(slot)
-        command = [
-            sys.executable, "-m", "papermill", str(self.notebooks_dir / TRAIN_NOTEBOOK),
-            str(job.run_dir / TRAIN_NOTEBOOK), "-f", str(job.run_dir / "parameters.yaml"),
-            "--cwd", str(self.notebooks_dir), "--log-output", "--no-progress-bar",
-        ]
-        where = "CPU" if slot in (None, "-1") else f"GPU {slot}"
-        self.echo(f"[{job.name}] start on {where}")
-        with open(job.run_dir / "log.txt", "w") as log:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-            with self.lock:
-                self.processes.add(process)
-            for line in process.stdout:
-                log.write(line)
-                log.flush()
-                if _worth_showing(line):
-                    self.echo(f"[{job.name}] {line.rstrip()}")
-            process.wait()
-            with self.lock:
-                self.processes.discard(process)
-        if process.returncode == 0:
-            (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
-            self.echo(f"[{job.name}] done")
-            return True
-        error = last_error((job.run_dir / "log.txt").read_text())
-        (job.run_dir / ERROR_FILE).write_text(f"the notebook stopped (exit {process.returncode}); see log.txt\n{error}\n")
-        self.echo(f"[{job.name}] FAILED: {error}")
-        return False
-
-    def stop(self):
-        with self.lock:
-            for process in self.processes:
-                process.terminate()
-
-
 def slot_environment(slot):
     """The environment of a process that runs on `slot` (a GPU index, "-1" for the CPU, None: as is)."""
     env = dict(os.environ)
@@ -209,10 +141,6 @@ def slot_environment(slot):
         env["CUDA_VISIBLE_DEVICES"] = slot
         env["RESATTN_DEVICE"] = "cpu" if slot == "-1" else "gpu"  # a GPU run stops if it cannot see one
     return env
-
-
-def _worth_showing(line):
-    return bool(PROGRESS.search(line.strip()))
 
 
 def run_results(notebooks_dir, results_dir, params_dir, echo=print):
@@ -247,6 +175,8 @@ def main(argv=None):
                         help="start the full or quick profile on a machine with no GPU (it prints how long it would take)")
     parser.add_argument("--no-preflight", dest="preflight", action="store_false",
                         help="skip the first training step of every network before the grid")
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None,
+                        help="host:port of a running Ray cluster (default: $RAY_ADDRESS; unset: Ray on this machine)")
     args = parser.parse_args(argv)
     results_dir = results_root(args.results, args.profile)
     data_dir = None if args.data in ("", "keras") else Path(args.data)
@@ -256,6 +186,8 @@ def main(argv=None):
         seeds = _parse_seeds(args.seeds)
         jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
         slots = device_slots(args.gpus, args.jobs)
+        if args.ray_address and not args.results_only:
+            grid.check_address(args.ray_address)  # before anything is downloaded or written
         downloads = sorted({job.effective.get("dataset") for job in jobs} & set(CIFAR))
         if data_dir is None and downloads and not args.results_only:
             # Once, here: every config then reads this copy (concurrent downloads raced).
@@ -263,7 +195,7 @@ def main(argv=None):
                 data_dir = fetch_cifar(name)
                 print(f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True)
             jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
-    except (ParamsError, DataError) as error:
+    except (ParamsError, DataError, grid.Unreachable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = []
@@ -274,7 +206,9 @@ def main(argv=None):
             print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
                   file=sys.stderr)
             return 1
-        except Refused:
+        except (Refused, grid.SharedStorageMissing) as error:
+            if str(error):
+                print(f"error: {error}", file=sys.stderr)
             return 2
         if failed is None:
             return 130
@@ -297,26 +231,84 @@ def _run_all(jobs, results_dir, args, slots):
         f" already (skipped), {len(pending)} to run on {len(slots)} slot(s)",
         flush=True,
     )
-    if pending:
-        _estimate_or_refuse(pending, slots, args)
-    if pending and args.preflight:
-        failures = run_preflight(pending, slots, slot_environment, echo=lambda line: print(line, flush=True))
-        for failure in failures:
-            print(f"error: preflight: {failure}", file=sys.stderr, flush=True)
-        if failures:
-            raise PreflightFailed()
-    runner = GridRunner(args.notebooks, args.params, args.profile, slots, echo=lambda line: print(line, flush=True))
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        futures = [pool.submit(runner.run, job) for job in pending]
+    if not pending:
+        return []
+    gpu_slots = [slot for slot in slots if slot not in (None, "-1")]
+    if args.ray_address:
+        uses_gpus = grid.start(args.ray_address, gpu_slots, len(slots))
         try:
-            outcomes = [future.result() for future in futures]
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            runner.stop()
-            print("interrupted: run the same command again to resume", flush=True)
-            return None
-    return [job.name for job, ok in zip(pending, outcomes) if not ok]
+            grid.check_shared_storage(results_dir)
+            print(f"ray: {len(grid.alive_nodes())} node(s) at {args.ray_address}; the estimate is skipped (the "
+                  "cluster's devices are not this machine's): `make status` estimates the end as runs go", flush=True)
+            if args.preflight:
+                # On one of the cluster's devices, as a run would get it.
+                _stop_on_preflight_failures(grid.remote_preflight(pending, uses_gpus))
+            return _run_tasks(pending, args, uses_gpus)
+        finally:
+            grid.stop()
+    _estimate_or_refuse(pending, slots, args)
+    if args.preflight:
+        _stop_on_preflight_failures(run_preflight(pending, slots, slot_environment,
+                                                  echo=lambda line: print(line, flush=True)))
+    uses_gpus = grid.start(None, gpu_slots, len(slots))
+    try:
+        grid.check_shared_storage(results_dir)
+        return _run_tasks(pending, args, uses_gpus)
+    finally:
+        grid.stop()
+
+
+def _stop_on_preflight_failures(failures):
+    for failure in failures:
+        print(f"error: preflight: {failure}", file=sys.stderr, flush=True)
+    if failures:
+        raise PreflightFailed()
+
+
+def _run_tasks(pending, args, uses_gpus):
+    """Every pending run as a Ray task; the runs' console lines printed as they come. Returns the
+    names of the runs that failed, or None if interrupted."""
+    import ray
+    from ray.util.queue import Empty
+
+    lines = grid.console_queue()
+    notebooks_dir, params_dir = Path(args.notebooks).resolve(), Path(args.params).resolve()
+    tasks = {}
+    for job in pending:
+        parameters = {**job.config, "profile": args.profile, "params_dir": str(params_dir),
+                      "run_dir": str(job.run_dir.resolve()), "force": False}
+        tasks[grid.submit(job, parameters, notebooks_dir, uses_gpus, lines)] = job
+    failed, waiting = set(), list(tasks)
+    try:
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1, timeout=0.5)
+            _print_lines(lines, Empty)
+            for reference in done:
+                job = tasks[reference]
+                try:
+                    ok, _, _ = ray.get(reference)
+                except ray.exceptions.RayError as error:  # retries spent: a kernel or node that kept failing
+                    message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                    (job.run_dir / ERROR_FILE).write_text(f"the run's task failed after its retries\n{message}\n")
+                    print(f"[{job.name}] FAILED: {message}", flush=True)
+                    ok = False
+                if not ok:
+                    failed.add(job.name)
+        _print_lines(lines, Empty)
+    except KeyboardInterrupt:
+        for reference in waiting:
+            ray.cancel(reference, force=True)
+        print("interrupted: run the same command again to resume", flush=True)
+        return None
+    return [job.name for job in pending if job.name in failed]
+
+
+def _print_lines(lines, empty):
+    while True:
+        try:
+            print(lines.get_nowait(), flush=True)
+        except empty:
+            return
 
 
 def _parse_seeds(text):

@@ -1,4 +1,5 @@
-"""The callback that records a run epoch by epoch: the history, the checkpoints, early stopping."""
+"""The callback that records a run epoch by epoch: the history, the checkpoints, TensorBoard
+events, early stopping."""
 
 import csv
 import io
@@ -9,6 +10,7 @@ import keras
 
 from resattn.train.run_files import atomic_write, save_model, write_json
 from resattn.train.run_metrics import figure, finite
+from resattn.train.tensorboard_log import TensorBoardLog
 
 # warmup: 1 for the first epoch a process trains, whose seconds include tracing and compiling.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup")
@@ -24,6 +26,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.run_dir, self.state, self.recipe, self.epochs, self.log = run_dir, state, recipe, epochs, log
         self.learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
         self.warmup = True
+        self.tensorboard = TensorBoardLog(run_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -45,6 +48,7 @@ class EpochRecorder(keras.callbacks.Callback):
             self.state["status"] = "early_stopped"
             self.model.stop_training = True
         self.save_checkpoint()
+        self.tensorboard.write(row)  # after the checkpoint: a resumed run does not repeat this epoch
 
     def _rate_of_the_last_update(self):
         """The epoch's rate: the optimizer's own rate now is the next update's, the next epoch's."""

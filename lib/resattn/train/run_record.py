@@ -1,5 +1,6 @@
 """What a run records of itself in config.json: its run config resolved, the versions and the device."""
 
+import os
 import platform
 import sys
 
@@ -31,6 +32,9 @@ def run_record(resolved, raw_config, model_options, dataset, epochs, steps):
             "numpy": np.__version__,
         },
         "device": _device(),
+        # Set by the grid's task (Ray's node); a run started by hand records its host.
+        "node": os.environ.get("RESATTN_NODE") or platform.node(),
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "command": " ".join(sys.argv),
     }
 

@@ -1,0 +1,254 @@
+"""The grid on Ray: every (config, seed) run is one Ray task, on this machine or on a cluster.
+
+With no address, Ray starts embedded on this machine with the GPUs (or CPU slots) the command
+allows; with an address (`RAY_ADDRESS=host:port`) the same tasks go to a running cluster. A task
+asks for one GPU where the cluster has GPUs, one CPU otherwise; Ray picks the node and sets the
+task's CUDA_VISIBLE_DEVICES, so two tasks never share a GPU. A task runs notebooks/train.ipynb
+with papermill into the run's folder, which every node must see at the same path:
+
+- a worker or node that dies: Ray runs the task again elsewhere, and the run resumes from its
+  last checkpoint (training resumes from state.json by itself);
+- a notebook that fails (a Python error in the config): recorded in notebook-error.txt, not
+  retried;
+- a kernel that fails to start (the port race of many kernels starting at once): retried.
+"""
+
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+TRAIN_NOTEBOOK = "train.ipynb"
+ERROR_FILE = "notebook-error.txt"
+STORAGE_CHECK = ".storage-check"
+# papermill's words when the kernel never came up: a start-up race, worth another try.
+KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond",
+                         "ZMQError: Address already in use")
+RETRIES = 3  # after a dead worker or node, or a kernel that did not start
+# The lines of a run shown on the console (all of its output goes to its log.txt): the training's
+# progress and any error.
+PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
+
+
+class KernelStartFailed(RuntimeError):
+    """The notebook's kernel did not start; Ray retries the task."""
+
+
+class Unreachable(Exception):
+    """No Ray cluster answers at the address given."""
+
+
+class SharedStorageMissing(Exception):
+    """A node cannot write and read the results folder."""
+
+
+def check_address(address, timeout=5.0):
+    """Fails within `timeout` seconds if nothing listens at host:port (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise Unreachable(f"RAY_ADDRESS={address!r} is not valid; give host:port of a Ray head node, like 10.0.0.1:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise Unreachable(f"RAY_ADDRESS={address}: no Ray cluster answers there ({error.strerror or error}); start "
+                          "one with `ray start --head`, or leave RAY_ADDRESS unset to run on this machine") from None
+
+
+def start(address, gpu_slots, cpu_slots):
+    """Connects to the cluster at `address`, or starts Ray here with `gpu_slots` (GPU indices) or
+    `cpu_slots` tasks at once. Returns whether tasks ask for GPUs."""
+    import ray
+
+    quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    if address:
+        check_address(address)
+        ray.init(address=address.removeprefix("ray://"), **quiet)
+    else:
+        if gpu_slots:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_slots)  # Ray hands these out, one per task
+        ray.init(num_cpus=max(len(gpu_slots), cpu_slots), num_gpus=len(gpu_slots), include_dashboard=False, **quiet)
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def stop():
+    import ray
+
+    ray.shutdown()
+
+
+def alive_nodes():
+    import ray
+
+    return [node for node in ray.nodes() if node["Alive"]]
+
+
+def check_shared_storage(results_dir):
+    """Every node writes a file in `results_dir` and reads the driver's; the driver reads theirs.
+    Raises SharedStorageMissing naming the first node that cannot."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    folder = Path(results_dir).resolve() / STORAGE_CHECK
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    (folder / f"driver-{token}").write_text(token)
+    probes = {}
+    for node in alive_nodes():
+        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        probe = ray.remote(num_cpus=0, max_retries=0)(_storage_probe)
+        where = f"{node['NodeManagerAddress']} {node['NodeName']} {node['NodeID'][:8]}"
+        probes[(where, node["NodeID"])] = probe.options(scheduling_strategy=strategy).remote(str(folder), token)
+    try:
+        for (where, node_id), reference in probes.items():
+            problem = ray.get(reference, timeout=120)
+            if not problem and (folder / f"node-{token}-{node_id}").read_text() != token:
+                problem = f"the driver cannot read what it wrote in {folder}"
+            if problem:
+                raise SharedStorageMissing(f"node {where} cannot use the results folder {folder.parent}: {problem}; "
+                                           "every node must see it at the same path (a shared filesystem)")
+    except FileNotFoundError:
+        raise SharedStorageMissing(f"node {where} wrote into {folder.parent} but the driver cannot see it; "
+                                   "every node must see the results folder at the same path (a shared filesystem)") from None
+    finally:
+        for path in folder.glob(f"*-{token}*"):
+            path.unlink(missing_ok=True)
+
+
+def _storage_probe(folder, token):
+    import ray
+
+    folder = Path(folder)
+    try:
+        if (folder / f"driver-{token}").read_text() != token:
+            return f"it reads something else than the driver wrote in {folder}"
+        (folder / f"node-{token}-{ray.get_runtime_context().get_node_id()}").write_text(token)
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def console_queue():
+    """The queue the runs' console lines go through, on the driver's node (it lives as long as the driver)."""
+    import ray
+    from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+
+
+def remote_preflight(jobs, uses_gpus):
+    """The preflight (one training step of every distinct network) as one task on the cluster,
+    on the kind of device a run gets; returns its failure lines, printing its progress."""
+    import ray
+
+    resources = {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
+    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**resources).remote(jobs))
+    for line in lines:
+        print(line, flush=True)
+    return failures
+
+
+def _preflight(jobs):
+    from resattn.suite.preflight import run_preflight
+
+    lines = []
+    failures = run_preflight(jobs, [None], lambda slot: dict(os.environ), echo=lines.append)
+    return failures, lines
+
+
+def submit(job, parameters, notebooks_dir, uses_gpus, lines):
+    """Starts the job's task; `lines` is a ray.util.queue.Queue that gets its console lines."""
+    import ray
+
+    resources = {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
+    task = ray.remote(max_retries=RETRIES, retry_exceptions=[KernelStartFailed])(run_notebook)
+    return task.options(**resources, name=job.name).remote(
+        job.name, str(job.run_dir.resolve()), parameters, str(Path(notebooks_dir).resolve()), uses_gpus, lines
+    )
+
+
+def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
+    """The task: runs the train notebook into `run_dir`; returns (ok, error or None, node)."""
+    import ray
+
+    from resattn.suite.preflight import last_error
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    node = node_name()
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "") if uses_gpus else "-1"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "RESATTN_DEVICE": "gpu" if uses_gpus else "cpu",
+           "RESATTN_NODE": node}
+    (run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
+    command = [
+        sys.executable, "-m", "papermill", str(Path(notebooks_dir) / TRAIN_NOTEBOOK), str(run_dir / TRAIN_NOTEBOOK),
+        "-f", str(run_dir / "parameters.yaml"), "--cwd", notebooks_dir, "--log-output", "--no-progress-bar",
+    ]
+    where = f"GPU {devices}" if uses_gpus else "CPU"
+    say = _sayer(lines)
+    say(f"[{name}] start on node {node}, {where}")
+    output = []
+    with open(run_dir / "log.txt", "a") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} on node {node}, {where}\n")
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                   preexec_fn=_die_with_parent)
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            output.append(line)
+            if PROGRESS.search(line.strip()):
+                say(f"[{name}] {line.rstrip()}")
+        process.wait()
+    if process.returncode == 0:
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
+        say(f"[{name}] done")
+        return True, None, node
+    text = "".join(output)
+    if any(words in text for words in KERNEL_START_FAILURES):
+        say(f"[{name}] the kernel did not start; trying again")
+        raise KernelStartFailed(last_error(text))
+    error = last_error(text)
+    (run_dir / ERROR_FILE).write_text(f"the notebook stopped (exit {process.returncode}); see log.txt\n{error}\n")
+    say(f"[{name}] FAILED: {error}")
+    return False, error, node
+
+
+def node_name():
+    """This Ray node as runs record it: its address, host name and the start of its Ray id
+    (several nodes may share one machine)."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()} {platform.node()} {ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _sayer(lines):
+    """Puts a line on the driver's console queue; the console is a courtesy (log.txt has every
+    line), so a queue lost with its node does not stop the run."""
+    import ray
+    from ray.util.queue import Full
+
+    def say(text):
+        try:
+            lines.put(text, timeout=10)
+        except (ray.exceptions.RayError, Full):
+            pass
+
+    return say
+
+
+def _die_with_parent():
+    """papermill dies with the Ray worker that started it (its kernel follows: it watches its
+    parent), so a retried task never races an orphan of the first try over the run's files."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
