@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ray.cluster_utils import Cluster
 
 from resattn.train.run_files import read_json
-
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = """\
-dataset: synthetic
-synthetic_size: 32
-image_size: 16
-validation_split: 0.25
-batch_size: 8
-max_steps_per_epoch: 1
-run_eagerly: true
-"""
 LONG = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 6\n"
 
 
@@ -34,16 +24,8 @@ def reproduce_command(tmp_path, *extra):
             "--no-preflight", *extra]
 
 
-def params(tmp_path, configs):
-    folder = tmp_path / "params"
-    (folder / "profiles").mkdir(parents=True)
-    (folder / "profiles" / "tiny.yaml").write_text(TINY)
-    for name, text in configs.items():
-        (folder / f"{name}.yaml").write_text(text)
-
-
 def test_an_unreachable_cluster_is_refused_with_one_line_and_nothing_written(tmp_path):
-    params(tmp_path, {"a": LONG})
+    write_params(tmp_path, {"a": LONG})
     done = subprocess.run(reproduce_command(tmp_path, "--ray-address", "127.0.0.1:9"), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -64,7 +46,7 @@ def two_nodes():
 
 def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other(tmp_path, two_nodes):
     cluster, worker = two_nodes
-    params(tmp_path, {"first": LONG, "second": LONG})
+    write_params(tmp_path, {"first": LONG, "second": LONG})
     results = tmp_path / "results"
     driver = subprocess.Popen(reproduce_command(tmp_path, "--ray-address", cluster.address), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

@@ -13,27 +13,10 @@ import pandas as pd
 import pytest
 
 from resattn.train.run_files import read_json
+from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = """\
-dataset: synthetic
-synthetic_size: 32
-image_size: 16
-validation_split: 0.25
-batch_size: 8
-max_steps_per_epoch: 1
-run_eagerly: true
-"""
 GOOD = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 2\n"
-
-
-def suite(tmp_path, configs):
-    params = tmp_path / "params"
-    (params / "profiles").mkdir(parents=True)
-    (params / "profiles" / "tiny.yaml").write_text(TINY)
-    for name, text in configs.items():
-        (params / f"{name}.yaml").write_text(text)
-    return params
 
 
 def reproduce(tmp_path, **popen):
@@ -47,7 +30,7 @@ def reproduce(tmp_path, **popen):
 
 def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_skipped(tmp_path):
     missing_folder = tmp_path / "no-such-images"
-    suite(tmp_path, {
+    write_params(tmp_path, {
         "a-good": GOOD,
         "b-broken": f"dataset: image_folder\ndata_dir: {missing_folder}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
     })
@@ -82,7 +65,7 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
 
 
 def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_path):
-    suite(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 4")})
+    write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 4")})
     history = tmp_path / "results" / "long" / "history.csv"
     process = reproduce(tmp_path, start_new_session=True)
     deadline = time.monotonic() + 600
@@ -110,7 +93,7 @@ def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_
     (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),
 ])
 def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
-    suite(tmp_path, {"a-good": GOOD})
+    write_params(tmp_path, {"a-good": GOOD})
     done = subprocess.run(
         [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
          str(tmp_path / "results"), "--profile", "tiny", *argument],
@@ -123,7 +106,7 @@ def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
 def test_seeds_give_each_config_one_run_per_seed_named_after_it(tmp_path):
     from resattn.suite.reproduce import plan
 
-    suite(tmp_path, {"a-good": GOOD + "seed: 3\n"})
+    write_params(tmp_path, {"a-good": GOOD + "seed: 3\n"})
     jobs = plan(tmp_path / "params", ROOT / "notebooks", "all", "tiny", None, [3, 7])
     assert [(job.name, job.config["seed"]) for job in jobs] == [("a-good", 3), ("a-good-seed7", 7)]
     assert jobs[1].effective["dataset"] == "synthetic" and jobs[1].effective["max_steps_per_epoch"] == 1
@@ -135,7 +118,7 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     config trains; the driver names the config. Memory is capped with `ulimit -v`, under which
     TensorFlow either reports the failed allocation or dies of it."""
     fits = "dataset: synthetic\nsynthetic_size: 16\nfamily: seed\ndepth: 56\nprecision: float32\nmax_epochs: 1\n"
-    params = suite(tmp_path, {
+    params = write_params(tmp_path, {
         "a-fits": fits + "image_size: 16\nbatch_size: 8\n",
         "b-too-big": fits + "image_size: 256\nbatch_size: 256\n",  # its first conv's output alone is 4 GiB
     })
@@ -156,7 +139,7 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
 
 
 def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts(tmp_path):
-    params = suite(tmp_path, {"a-cifar": "dataset: cifar10\nfamily: seed\ndepth: 56\n",
+    params = write_params(tmp_path, {"a-cifar": "dataset: cifar10\nfamily: seed\ndepth: 56\n",
                               "b-cifar": "dataset: cifar10\nfamily: paper\ndepth: 56\n"})
     (params / "profiles" / "as-is.yaml").write_text("{}\n")
     env = {**os.environ, "RESATTN_CACHE": str(tmp_path / "cache"), "https_proxy": "http://127.0.0.1:9",
@@ -190,7 +173,7 @@ def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(
 
 def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_path):
     """GPUS=0 where the backend sees no GPU (this machine; or a CPU-only build on a GPU machine)."""
-    params = suite(tmp_path, {"a-good": GOOD})
+    params = write_params(tmp_path, {"a-good": GOOD})
     command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
                "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "0"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
