@@ -231,16 +231,12 @@ def node_name():
 
 
 def _sayer(lines):
-    """Puts a line on the driver's console queue; the console is a courtesy (log.txt has every
-    line), so a queue lost with its node does not stop the run."""
-    import ray
-    from ray.util.queue import Full
+    """Puts a line on the driver's console queue without waiting for it: a task blocked in a Ray
+    call gives its CPU back to the scheduler, which would start a third run on two CPU slots.
+    The console is a courtesy (log.txt has every line): a queue lost with its node is ignored."""
 
     def say(text):
-        try:
-            lines.put(text, timeout=10)
-        except (ray.exceptions.RayError, Full):
-            pass
+        lines.actor.put_nowait.remote(text)
 
     return say
 
