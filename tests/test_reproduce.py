@@ -42,6 +42,10 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     assert "estimate: at most " in first.stdout and "for 2 run(s)" in first.stdout
     assert "[b-broken] FAILED: " in first.stdout and str(missing_folder) in first.stdout
     assert "1 config(s) failed: b-broken" in first.stdout
+    running = 0  # one CPU slot (--jobs 1): a run starts only after the previous one ended
+    for line in first.stdout.splitlines():
+        running += ("] start on node " in line) - (line.endswith("] done") or "] FAILED: " in line)
+        assert running <= 1, first.stdout
     assert read_json(results / "a-good" / "metrics.json")["status"] == "completed"
     assert (results / "a-good" / "train.ipynb").exists() and (results / "a-good" / "curves.png").exists()
     assert (results / "b-broken" / "notebook-error.txt").exists()

@@ -74,7 +74,9 @@ def start(address, gpu_slots, cpu_slots):
     else:
         if gpu_slots:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_slots)  # Ray hands these out, one per task
-        ray.init(num_cpus=max(len(gpu_slots), cpu_slots), num_gpus=len(gpu_slots), include_dashboard=False, **quiet)
+        # "local": a Ray of its own, never a cluster another process started on this machine.
+        ray.init(address="local", num_cpus=max(len(gpu_slots), cpu_slots), num_gpus=len(gpu_slots),
+                 include_dashboard=False, **quiet)
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
