@@ -6,6 +6,7 @@ gets a row: a config with no run is `missing`, a run that raised is `failed`, on
 killed is `interrupted`; none is dropped.
 """
 
+import glob
 import math
 import re
 from dataclasses import dataclass
@@ -31,11 +32,7 @@ def collect_runs(results_dir, params_dir):
     rows = []
     for path in list_params_files(params_dir):
         config = read_mapping(path)
-        runs = [results_dir / path.stem] if (results_dir / path.stem).is_dir() else []
-        runs += sorted(
-            (run for run in results_dir.glob(f"{path.stem}-seed*") if _repeat_of(run.name) == path.stem),
-            key=lambda run: int(REPEAT.match(run.name)["seed"]),
-        )
+        runs = config_runs(results_dir, path.stem)
         if not runs:
             rows.append({"config": path.stem, "run": None, "seed": config.get("seed", 0), "status": "missing"})
         rows += [_run_row(path.stem, run, config) for run in runs]
@@ -44,9 +41,16 @@ def collect_runs(results_dir, params_dir):
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-def _repeat_of(name):
-    match = REPEAT.match(name)
-    return match["config"] if match else None
+def config_runs(results_dir, config):
+    """The run folders of one config: `<config>/` if there is one, then its repeats by seed."""
+    results_dir = Path(results_dir)
+    repeats = {}
+    for run in results_dir.glob(f"{glob.escape(config)}-seed*"):
+        match = REPEAT.match(run.name)
+        if match and match["config"] == config and run.is_dir():
+            repeats[int(match["seed"])] = run
+    own = [results_dir / config] if (results_dir / config).is_dir() else []
+    return own + [repeats[seed] for seed in sorted(repeats)]
 
 
 def _run_row(name, run, config):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from resattn.suite.grid import ERROR_FILE
 from resattn.suite.params import ParamsError, list_params_files
-from resattn.suite.results import REPEAT
+from resattn.suite.results import config_runs
 from resattn.train.run_files import ENDED, read_json
 
 STALE_EPOCHS = 3  # a run whose log is quiet for this many epochs (10 minutes at least) is not running
@@ -25,12 +25,10 @@ STALE_SECONDS = 600
 def run_folders(results_dir, params_dir):
     """(config, run folder) for every params file: its own folder and its seed repeats, or the
     folder it will have."""
-    results_dir, pairs = Path(results_dir), []
+    pairs = []
     for path in list_params_files(params_dir):
-        repeats = sorted((run for run in results_dir.glob(f"{path.stem}-seed*") if _repeat_of(run.name) == path.stem),
-                         key=lambda run: int(REPEAT.match(run.name)["seed"]))
-        own = results_dir / path.stem
-        pairs += [(path.stem, run) for run in ([own] if own.is_dir() or not repeats else []) + repeats]
+        runs = config_runs(results_dir, path.stem) or [Path(results_dir) / path.stem]
+        pairs += [(path.stem, run) for run in runs]
     return pairs
 
 
@@ -108,11 +106,6 @@ def summary_line(rows, now=None):
 def _duration(seconds):
     hours = seconds / 3600
     return f"{hours:.1f} hours" if hours >= 1 else f"{math.ceil(seconds / 60)} minutes"
-
-
-def _repeat_of(name):
-    match = REPEAT.match(name)
-    return match["config"] if match else None
 
 
 def main(argv=None):
