@@ -1,7 +1,9 @@
 """The grid on a real Ray cluster of two nodes started on this machine: runs land on both nodes,
 a node removed while a run trains leaves that run to finish on the other node from its last
-checkpoint, every epoch once; an unreachable cluster is refused before anything is written."""
+checkpoint, every epoch once; an unreachable cluster, or a node that cannot see the results
+folder, is refused before anything trains."""
 
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +35,44 @@ def test_an_unreachable_cluster_is_refused_with_one_line_and_nothing_written(tmp
     assert errors == [errors[0]] and "RAY_ADDRESS=127.0.0.1:9: no Ray cluster answers there" in errors[0]
     assert "ray start --head" in errors[0]
     assert not (tmp_path / "results").exists()
+
+
+def unshare_works():
+    return shutil.which("unshare") and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
+def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(tmp_path):
+    """The second node runs in a mount namespace of its own with an empty tmpfs over the results
+    folder: on this one machine it sees another folder at the same path, as a node without the
+    shared filesystem would."""
+    write_params(tmp_path, {"a": LONG})
+    results = tmp_path / "results"
+    results.mkdir()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    head = cluster.head_node.node_id[:8]
+    hidden = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
+         str(results), str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
+         "--num-cpus", "1", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(cluster.global_state._live_node_ids()) < 2:
+            assert hidden.poll() is None and time.monotonic() < deadline, "the second node did not join"
+            time.sleep(0.5)
+        done = subprocess.run(reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        hidden.terminate()
+        hidden.wait(timeout=60)
+        cluster.shutdown()
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr
+    assert "cannot use the results folder" in errors[0] and "a shared filesystem" in errors[0]
+    print(errors[0])
+    assert errors[0].startswith("error: node ") and head not in errors[0]  # the node named is the one that cannot see it
+    assert "start on node" not in done.stdout and not (results / "a").exists()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """reproduce-all with real papermill runs of notebooks/train.ipynb over a small params folder: a
-failing config is recorded and the others go on, a finished config is skipped, a killed run
-resumes from its last epoch."""
+failing config is recorded and the others go on, a kernel that did not start is tried again, a
+finished config is skipped, a killed run resumes from its last epoch."""
 
+import json
 import os
 import signal
 import subprocess
@@ -19,16 +20,31 @@ ROOT = Path(__file__).resolve().parents[1]
 GOOD = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 2\n"
 
 
-def reproduce(tmp_path, **popen):
+def flaky_kernel(tmp_path):
+    """An environment whose `python3` kernel (found first through JUPYTER_PATH) fails its first
+    start, as a kernel that lost the port race to another does; later starts are the real kernel."""
+    share = tmp_path / "jupyter"
+    (share / "kernels" / "python3").mkdir(parents=True)
+    launcher = share / "flaky-kernel"
+    launcher.write_text(f'#!/bin/sh\nmkdir "{share}/started-once" 2>/dev/null && exit 1\n'
+                        f'exec "{sys.executable}" -m ipykernel_launcher -f "$1"\n')
+    launcher.chmod(0o755)
+    spec = {"argv": [str(launcher), "{connection_file}"], "display_name": "Python 3", "language": "python"}
+    (share / "kernels" / "python3" / "kernel.json").write_text(json.dumps(spec))
+    return {**os.environ, "JUPYTER_PATH": str(share)}
+
+
+def reproduce(tmp_path, env=None, **popen):
     command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"),
                "--results", str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"),
                "--profile", "tiny", "--gpus", "cpu", "--no-preflight"]  # the preflight has tests of its own
     if popen:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
 def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_skipped(tmp_path):
+    """Also: the first kernel to start fails to; its run is tried again, a Python error is not."""
     missing_folder = tmp_path / "no-such-images"
     write_params(tmp_path, {
         "a-good": GOOD,
@@ -36,15 +52,20 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     })
     results = tmp_path / "results"
 
-    first = reproduce(tmp_path)
+    first = reproduce(tmp_path, env=flaky_kernel(tmp_path))
     assert first.returncode == 1, first.stdout + first.stderr
     assert "2 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
     assert "estimate: at most " in first.stdout and "for 2 run(s)" in first.stdout
     assert "[b-broken] FAILED: " in first.stdout and str(missing_folder) in first.stdout
     assert "1 config(s) failed: b-broken" in first.stdout
+    retried = "] the kernel did not start; trying again"
+    assert first.stdout.count(retried) == 1, first.stdout
+    for name in ("a-good", "b-broken"):  # one try, and one more only after the kernel did not start
+        tries = [line for line in (results / name / "log.txt").read_text().splitlines() if line.startswith("--- ")]
+        assert len(tries) == 1 + first.stdout.count(f"[{name}{retried}"), first.stdout
     running = 0  # one CPU slot (--jobs 1): a run starts only after the previous one ended
     for line in first.stdout.splitlines():
-        running += ("] start on node " in line) - (line.endswith("] done") or "] FAILED: " in line)
+        running += ("] start on node " in line) - (line.endswith(("] done", retried)) or "] FAILED: " in line)
         assert running <= 1, first.stdout
     assert read_json(results / "a-good" / "metrics.json")["status"] == "completed"
     assert (results / "a-good" / "train.ipynb").exists() and (results / "a-good" / "curves.png").exists()
