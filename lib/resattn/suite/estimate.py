@@ -1,11 +1,11 @@
 """How long a grid will take, before it starts: every run's training images times its network's
 multiply-adds, over a training rate measured here, on the grid's device.
 
-    python -m resattn.suite.estimate '<step config as JSON>' [...]     (what the grid runs)
+    python -m resattn.suite.estimate [--time] '<step config as JSON>' [...]     (what the grid runs)
 
-The child builds every distinct network to count its multiply-adds, and times a few compiled
-training steps of the cheapest to measure multiply-adds per second (a training step costs about
-three forward passes). Early stopping can only make a grid shorter than the estimate.
+Children (one per slot, at once) build every distinct network to count its multiply-adds; the
+one given --time also times a few compiled training steps of its last network (the shallowest)
+to measure multiply-adds per second (a training step costs about three forward passes). Early stopping can only make a grid shorter than the estimate.
 """
 
 import json
@@ -40,20 +40,37 @@ def training_images(effective):
 
 def estimate(jobs, slots, environment):
     """(seconds for the grid on its slots, a line saying how it was estimated); raises
-    RuntimeError with the child's error if the measurement fails."""
-    keys = distinct_steps(jobs)
-    command = [sys.executable, "-m", "resattn.suite.estimate", *keys]
-    done = subprocess.run(command, capture_output=True, text=True, env=environment(slots[0]), timeout=3600)
-    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not reports:
-        raise RuntimeError(last_error(done.stdout + done.stderr))
-    report = reports[-1]
-    work = sum(3 * macs * training_images(job.effective) for macs, group in zip(report["macs"], keys.values())
-               for job in group)
+    RuntimeError with a child's error if the measurement fails. The distinct networks are
+    counted in one child per slot at once (building a deep network takes tens of seconds)."""
+    steps = distinct_steps(jobs)
+    keys = sorted(steps, key=_build_cost, reverse=True)
+    probe = keys[-1]  # the quickest to build and compile: its training steps are timed
+    shares = [keys[index::len(slots)] for index in range(min(len(slots), len(keys)))]
+    children = []
+    for share, slot in zip(shares, slots):
+        command = [sys.executable, "-m", "resattn.suite.estimate", *(["--time"] if probe in share else []), *share]
+        children.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         env=environment(slot)))
+    macs, report = {}, None
+    for share, child in zip(shares, children):
+        output, _ = child.communicate(timeout=3600)
+        reports = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        if child.returncode != 0 or not reports:
+            for other in children:
+                other.kill()
+            raise RuntimeError(last_error(output))
+        macs.update(zip(share, reports[-1]["macs"]))
+        report = reports[-1] if "rate" in reports[-1] else report
+    work = sum(3 * macs[key] * training_images(job.effective) for key, group in steps.items() for job in group)
     seconds = work / report["rate"] / len(slots)
     how = (f"{work:.2g} multiply-adds of training at the {report['rate'] / 1e9:,.1f} G/s measured here "
            f"({report['probe']}), on {len(slots)} slot(s)")
     return seconds, how
+
+
+def _build_cost(key):
+    step = json.loads(key)
+    return step.get("depth", 0), step.get("image_size", 32)
 
 
 def duration(seconds):
@@ -64,15 +81,16 @@ def duration(seconds):
     return f"{seconds / 86400:,.0f} days"
 
 
-def measure(steps):
-    """{"rate": training multiply-adds per second of the cheapest step config, "probe": what
-    was timed, "macs": [multiply-adds per image of each]}."""
+def measure(steps, timed):
+    """{"macs": [multiply-adds per image of each step config]}, and if `timed`, "rate": training
+    multiply-adds per second of the last one (the quickest to build) and "probe": what was timed."""
     from resattn.models.complexity import count_multiply_adds
     from resattn.models.networks import build_model
 
     macs = [count_multiply_adds(build_model(**resolve_step(step)["model"])) for step in steps]
-    cheapest = macs.index(min(macs))  # the quickest to compile and time
-    resolved = resolve_step(steps[cheapest])
+    if not timed:
+        return {"macs": macs}
+    resolved = resolve_step(steps[-1])
     recipe, batch = resolved["recipe"], resolved["recipe"].batch_size
     model, images, labels = step_model(resolved, batches=TIMED_STEPS)
     model.fit(images[:batch], labels[:batch], batch_size=batch, epochs=1, verbose=0)  # traces and compiles
@@ -81,12 +99,14 @@ def measure(steps):
     seconds = time.perf_counter() - started
     probe = (f"{model.layers[-1].name}, {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}"
              f", batch {batch}")
-    return {"rate": 3 * macs[cheapest] * len(images) / seconds, "probe": probe, "macs": macs}
+    return {"rate": 3 * macs[-1] * len(images) / seconds, "probe": probe, "macs": macs}
 
 
 def main(argv=None):
-    steps = [json.loads(text) for text in (sys.argv[1:] if argv is None else argv)]
-    print(json.dumps(measure(steps)), flush=True)
+    arguments = sys.argv[1:] if argv is None else argv
+    timed = arguments[:1] == ["--time"]
+    steps = [json.loads(text) for text in arguments[timed:]]
+    print(json.dumps(measure(steps, timed)), flush=True)
     return 0
 
 
