@@ -13,7 +13,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The settings of every reproduce target (README, "Reproducing"):
 #   DATA=keras      the official CIFAR archives, downloaded once before any config; or a folder holding
 #                   cifar-10-python.tar.gz / cifar-100-python.tar.gz, for offline machines
-#   GPUS=auto       one config per GPU at a time, every GPU nvidia-smi lists; or 0,1,... or cpu
+#   GPUS=auto       one config per GPU at a time: CUDA_VISIBLE_DEVICES if a scheduler set it, else every
+#                   GPU (or MIG device) nvidia-smi lists; or 0,1,... or MIG-... UUIDs, or cpu
 #   JOBS=1          configs at once on a machine without a GPU
 #   SEEDS=          e.g. 0,1,2: every config once per seed (tables show mean and std)
 #   PROFILE=full    full (as published), quick (a tenth of the schedule) or smoke

@@ -3,6 +3,7 @@ a node removed while a run trains leaves that run to finish on the other node fr
 checkpoint, every epoch once; an unreachable cluster, or a node that cannot see the results
 folder, is refused before anything trains."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,39 @@ def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other
     assert not read_json(results / on_worker / "config.json")["node"].endswith(worker_id)  # finished elsewhere
     started = {line.split("] start on node ")[1].split(",")[0] for line in output.splitlines() if "] start on node " in line}
     assert any(node.endswith(worker_id) for node in started) and len(started) == 2  # runs landed on both nodes
+
+
+def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_listed():
+    from resattn.suite.reproduce import devices_in_listing, find_gpus
+
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]  # a scheduler's allocation, kept
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": "MIG-5d5ba0d6"}) == ["MIG-5d5ba0d6"]
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [] and find_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    listing = (  # nvidia-smi -L on a machine whose first GPU is split in two MIG devices
+        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-838f60d9-651f-9166-ea42-f9da674a6947)\n"
+        "  MIG 3g.20gb     Device  0: (UUID: MIG-ffda444c-c706-57c6-98c9-67c441a0b109)\n"
+        "  MIG 3g.20gb     Device  1: (UUID: MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9)\n"
+        "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-c92e2d5d-4a69-f1cd-4df0-305f8606705a)\n"
+    )
+    assert devices_in_listing(listing) == ["MIG-ffda444c-c706-57c6-98c9-67c441a0b109",
+                                           "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9", "1"]
+
+
+def test_embedded_ray_gives_each_concurrent_task_its_own_device():
+    """Two GPU tasks at once on an embedded Ray given two MIG devices: each sees one, never the
+    same (Ray hands the devices out; this machine has no GPU, so only the assignment is checked)."""
+    script = """
+import os, time, ray
+from resattn.suite import grid
+assert grid.start(None, ["MIG-aaaa", "MIG-bbbb"], 2)
+def device():
+    time.sleep(3)  # both tasks hold their device at once
+    return os.environ["CUDA_VISIBLE_DEVICES"]
+task = ray.remote(num_gpus=1, num_cpus=0)(device)
+print(sorted(ray.get([task.remote(), task.remote()])))
+grid.stop()
+"""
+    env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "['MIG-aaaa', 'MIG-bbbb']"

@@ -112,7 +112,7 @@ def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_
 
 
 @pytest.mark.parametrize("argument, message", [
-    (["--gpus", "zero"], "gpus='zero' is not valid; give auto, cpu or GPU indices like 0,1"),
+    (["--gpus", "zero"], "gpus='zero' is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs"),
     (["--profile", "fast"], "profile='fast' is not valid; choose one of ('tiny',)"),
     (["--seeds", "a,b"], "seeds='a,b' is not valid; give integers >= 0 like 0,1,2"),
     (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),

@@ -63,7 +63,7 @@ def check_address(address, timeout=5.0):
 
 
 def start(address, gpu_slots, cpu_slots):
-    """Connects to the cluster at `address`, or starts Ray here with `gpu_slots` (GPU indices) or
+    """Connects to the cluster at `address`, or starts Ray here with `gpu_slots` (GPU indices or UUIDs) or
     `cpu_slots` tasks at once. Returns whether tasks ask for GPUs."""
     import ray
 

@@ -1,7 +1,7 @@
 """Runs every config in params/ through notebooks/train.ipynb with papermill, then results.ipynb.
 
     python -m resattn.suite.reproduce [--subset all|seed|paper] [--profile full|quick|smoke]
-        [--data keras|DIR] [--gpus auto|cpu|0,1,...] [--jobs N] [--seeds 0,1,2] [--results DIR]
+        [--data keras|DIR] [--gpus auto|cpu|0,1,...|MIG-...] [--jobs N] [--seeds 0,1,2] [--results DIR]
 
 Every config is checked first (its keys against the notebook's parameters, its values against
 the library), so a misspelt key stops everything before any training. Each config then runs into
@@ -113,24 +113,43 @@ def is_finished(job):
     )
 
 
-def find_gpus():
+def find_gpus(environ=os.environ):
+    """The devices a grid may use, one slot each: those a scheduler already gave this process
+    (CUDA_VISIBLE_DEVICES: indices or UUIDs, kept as given), else what `nvidia-smi -L` lists."""
+    given = environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        devices = [device.strip() for device in given.split(",") if device.strip()]
+        return [] if devices in ([], ["-1"], ["NoDevFiles"]) else devices
     try:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [str(i) for i, line in enumerate(listing.stdout.splitlines()) if line.startswith("GPU ")]
+    return devices_in_listing(listing.stdout)
+
+
+def devices_in_listing(text):
+    """The slots of an `nvidia-smi -L` listing: each GPU by its index, except that a GPU split
+    into MIG devices gives one slot per MIG device, by its UUID (a CUDA process sees only one)."""
+    gpus = []  # [index, [MIG UUIDs]]
+    for line in text.splitlines():
+        if line.startswith("GPU "):
+            gpus.append([line.split(":")[0].removeprefix("GPU ").strip(), []])
+        elif line.strip().startswith("MIG ") and gpus and "(UUID: " in line:
+            gpus[-1][1].append(line.split("(UUID: ")[1].rstrip(")").strip())
+    return [device for index, migs in gpus for device in (migs or [index])]
 
 
 def device_slots(gpus, jobs):
-    """One slot per GPU (CUDA_VISIBLE_DEVICES for its run), or `jobs` CPU slots."""
+    """One slot per GPU or MIG device (CUDA_VISIBLE_DEVICES for its run), or `jobs` CPU slots."""
     if gpus == "auto":
         found = find_gpus()
         return found or [None] * jobs
     if gpus == "cpu":
         return ["-1"] * jobs
     slots = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
-    if not slots or not all(slot.isdigit() for slot in slots):
-        raise ParamsError(f"gpus={gpus!r} is not valid; give auto, cpu or GPU indices like 0,1")
+    if not slots or not all(slot.isdigit() or slot.startswith(("GPU-", "MIG-")) for slot in slots):
+        raise ParamsError(f"gpus={gpus!r} is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs "
+                          "(GPU-..., MIG-... as nvidia-smi -L lists them)")
     return slots
 
 
@@ -164,7 +183,8 @@ def main(argv=None):
     parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
     parser.add_argument("--profile", default="full", help="full, quick, smoke or any params/profiles/*.yaml")
     parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config) or a folder of the official archives")
-    parser.add_argument("--gpus", default="auto", help="auto (every GPU nvidia-smi lists), cpu, or indices: 0,1")
+    parser.add_argument("--gpus", default="auto", help="auto (the GPUs CUDA_VISIBLE_DEVICES names, else every GPU or MIG device nvidia-smi lists), "
+                        "cpu, or devices: 0,1 or MIG-... UUIDs")
     parser.add_argument("--jobs", type=int, default=1, help="configs at once when running on the CPU")
     parser.add_argument("--seeds", default=None, help="run every config once per seed, e.g. 0,1,2")
     parser.add_argument("--results", default=None, help="results folder (default results/, or results/<profile>/)")
