@@ -3,6 +3,7 @@ a node removed while a run trains leaves that run to finish on the other node fr
 checkpoint, every epoch once; an unreachable cluster, or a node that cannot see the results
 folder, is refused before anything trains."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -157,3 +158,38 @@ grid.stop()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "['MIG-aaaa', 'MIG-bbbb']"
+
+
+def test_runs_start_in_the_order_they_were_submitted(tmp_path):
+    """One CPU slot, six runs of a one-cell notebook: they start in the order submitted (the
+    grid submits the deepest networks first), through the grid's own submit and run_notebook."""
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
+                           "outputs": [], "source": "print('trained')"}],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "train.ipynb").write_text(json.dumps(notebook))
+    script = f"""
+from pathlib import Path
+import ray
+from ray.util.queue import Empty
+from resattn.suite import grid
+from resattn.suite.reproduce import Job
+grid.start(None, [], 1)
+lines = grid.console_queue()
+names = ["e", "b", "f", "a", "d", "c"]
+tasks = [grid.submit(Job(name, Path({str(tmp_path)!r}) / "runs" / name, {{}}, {{}}), {{}}, {str(tmp_path / "notebooks")!r},
+                     False, lines) for name in names]
+assert all(ok for ok, _, _ in ray.get(tasks))
+said = []
+while True:
+    try:
+        said.append(lines.get_nowait())
+    except Empty:
+        break
+print([line.split("]")[0][1:] for line in said if "] start on node " in line])
+grid.stop()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "['e', 'b', 'f', 'a', 'd', 'c']"

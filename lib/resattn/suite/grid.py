@@ -13,6 +13,7 @@ with papermill into the run's folder, which every node must see at the same path
 - a kernel that fails to start (the port race of many kernels starting at once): retried.
 """
 
+import functools
 import os
 import platform
 import re
@@ -168,14 +169,22 @@ def _preflight(jobs):
 
 
 def submit(job, parameters, notebooks_dir, uses_gpus, lines):
-    """Starts the job's task; `lines` is a ray.util.queue.Queue that gets its console lines."""
-    import ray
-
+    """Starts the job's task; `lines` is a ray.util.queue.Queue that gets its console lines.
+    Tasks start in the order they are submitted."""
     resources = {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
-    task = ray.remote(max_retries=RETRIES, retry_exceptions=[KernelStartFailed])(run_notebook)
-    return task.options(**resources, name=job.name).remote(
+    return _notebook_task().options(**resources, name=job.name).remote(
         job.name, str(job.run_dir.resolve()), parameters, str(Path(notebooks_dir).resolve()), uses_gpus, lines
     )
+
+
+@functools.cache
+def _notebook_task():
+    """One remote function for every run: Ray queues the tasks of one function first in, first
+    out, while each `ray.remote(...)` call makes a function of its own, and Ray started those in
+    no set order (the deepest networks, submitted first, started last in `make smoke`)."""
+    import ray
+
+    return ray.remote(max_retries=RETRIES, retry_exceptions=[KernelStartFailed])(run_notebook)
 
 
 def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):

@@ -21,7 +21,7 @@ from pathlib import Path
 from resattn.data.datasets import CIFAR, DataError, fetch_cifar
 from resattn.suite import grid
 from resattn.suite.grid import ERROR_FILE, TRAIN_NOTEBOOK
-from resattn.suite.estimate import duration, estimate
+from resattn.suite.estimate import duration, estimate, training_images
 from resattn.suite.params import (
     SUBSETS,
     ParamsError,
@@ -45,11 +45,17 @@ class Refused(Exception):
 
 
 LONG_PROFILES = ("full", "quick")
+FEW_IMAGES = 1_000  # a run that trains no more is starting and building, which the estimate does not measure
 
 
 def _estimate_or_refuse(pending, slots, args):
     """Prints how long the grid will take; on a machine with no GPU, refuses the long profiles
     unless --allow-cpu (months of CPU time, found out hours in)."""
+    most = max(training_images(job.effective) for job in pending)
+    if most <= FEW_IMAGES and args.profile not in LONG_PROFILES:
+        print(f"estimate: skipped: no run trains more than {most} images; such a run's time is starting "
+              "its kernel and building and saving its network, which the estimate does not measure", flush=True)
+        return
     try:
         seconds, how = estimate(pending, slots, slot_environment)
         print(f"estimate: at most {duration(seconds)} for {len(pending)} run(s): {how}", flush=True)
