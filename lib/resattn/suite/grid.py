@@ -153,11 +153,15 @@ def remote_preflight(jobs, uses_gpus):
     on the kind of device a run gets; returns its failure lines, printing its progress."""
     import ray
 
-    resources = {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
-    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**resources).remote(jobs))
+    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**_run_resources(uses_gpus)).remote(jobs))
     for line in lines:
         print(line, flush=True)
     return failures
+
+
+def _run_resources(uses_gpus):
+    """What one run asks of Ray: a GPU of its own where the cluster has GPUs, and a CPU."""
+    return {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
 
 
 def _preflight(jobs):
@@ -171,8 +175,7 @@ def _preflight(jobs):
 def submit(job, parameters, notebooks_dir, uses_gpus, lines):
     """Starts the job's task; `lines` is a ray.util.queue.Queue that gets its console lines.
     Tasks start in the order they are submitted."""
-    resources = {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
-    return _notebook_task().options(**resources, name=job.name).remote(
+    return _notebook_task().options(**_run_resources(uses_gpus), name=job.name).remote(
         job.name, str(job.run_dir.resolve()), parameters, str(Path(notebooks_dir).resolve()), uses_gpus, lines
     )
 
