@@ -8,7 +8,8 @@ import time
 
 import keras
 
-from resattn.train.run_files import atomic_write, save_model, write_json
+from resattn.train.checkpoint import checkpoint_name, save_checkpoint
+from resattn.train.run_files import atomic_write, write_json
 from resattn.train.run_metrics import figure, finite
 from resattn.train.tensorboard_log import TensorBoardLog
 
@@ -74,8 +75,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def save_checkpoint(self):
         previous = self.state["checkpoint"]
-        name = f"checkpoint-{self.state['epoch']:04d}.keras"
-        save_model(self.model, self.run_dir / name)
+        name = checkpoint_name(self.state["epoch"])
+        save_checkpoint(self.model, self.run_dir / name)
         self.state["checkpoint"] = name
         self.save_state()
         if previous and previous != name:

@@ -1,7 +1,6 @@
 """One run: check its run config, load data, train with a recipe epoch by epoch, measure, save.
 What it writes is listed in `run_files`; a run killed at any moment resumes from its last epoch."""
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -13,7 +12,7 @@ from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.model import apply_weight_decay, new_training_model, restore_training_model
 from resattn.train.recipes import check_device
 from resattn.train.run_config import resolve_run_config
-from resattn.train.run_files import ENDED, atomic_write, jsonable, read_json, write_json
+from resattn.train.run_files import ENDED, jsonable, read_json, save_model, write_json
 from resattn.train.run_metrics import run_metrics, summary_line
 from resattn.train.run_record import run_record
 
@@ -29,13 +28,17 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
     check_device()
     state = read_json(run_dir / "state.json")
     if state and state["status"] in ENDED and not force:
-        log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
-        return read_json(run_dir / "metrics.json")
+        metrics = read_json(run_dir / "metrics.json")
+        if metrics and metrics["status"] == state["status"]:
+            log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
+            return metrics
+        log(f"{run_dir}: {state['status']} after {state['epoch']} epochs, but its model and figures were not "
+            f"written; writing them from {state['checkpoint']}")
     if force or (state and state.get("config") != jsonable(raw_config)):
         if state and not force:
             log(f"{run_dir}: the config changed since the last run; starting again")
         state = None
-        for stale in run_dir.glob("checkpoint-*.keras"):
+        for stale in run_dir.glob("checkpoint-*"):
             stale.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -79,7 +82,7 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
     if len(dataset.x_val):
         validation = (dataset.x_val, keras.utils.to_categorical(dataset.y_val, dataset.num_classes))
     recorder = EpochRecorder(run_dir, state, recipe, epochs, log, recipe.learning_rate_schedule(train_size))
-    if state["epoch"] < epochs:
+    if state["status"] == "running" and state["epoch"] < epochs:
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
             f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
         fit_epochs(model, x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, seed=seed,
@@ -88,8 +91,7 @@ def _train(resolved, raw_config, run_dir, state, log, dataset):
         state["status"] = "completed"
     recorder.save_state()
     if state["status"] != "diverged":
-        # The last checkpoint holds this very model and optimizer state: copying it is faster than saving.
-        atomic_write(run_dir / "model.keras", lambda temporary: shutil.copyfile(run_dir / state["checkpoint"], temporary))
+        save_model(model, run_dir / "model.keras")
     metrics = run_metrics(model, network, dataset, state, config)
     write_json(run_dir / "metrics.json", metrics)
     log(summary_line(metrics))

@@ -6,7 +6,7 @@ A run directory holds, each written atomically:
   history.csv   one row per epoch (`epoch_recorder`)
   metrics.json  the run's figures and status (`run_metrics`)
   model.keras   the trained model (preprocessing included: it takes uint8 images)
-  state.json and checkpoint-NNNN.keras   what a killed run resumes from
+  state.json and checkpoint-NNNN.npz   what a killed run resumes from (`checkpoint`)
 """
 
 import json
