@@ -299,17 +299,16 @@ def test_the_first_fit_traces_the_training_step_once():
     assert len(traces) == 1
 
 
-@pytest.mark.parametrize("written_by", ["recorder", "keras"])
-def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(tmp_path, written_by):
+def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(tmp_path):
     """What a resumed run trains on: float16's loss-scale wrapper, the step (the learning-rate
     schedule's position) and the momentum as they were saved. load_model lost all three for
-    float16 (a resumed run went to NaN). `keras`: a `.keras` checkpoint, as runs wrote them
-    before checkpoints became arrays, still resumes."""
-    precision = "float16"
+    float16 (a resumed run went to NaN). A `.keras` checkpoint, as runs wrote them before
+    checkpoints became arrays, still resumes; arrays of another model are refused."""
+    from resattn.train.checkpoint import restore_checkpoint
     from resattn.train.epoch_recorder import EpochRecorder
     from resattn.train.model import restore_training_model
 
-    recipe = resolve_recipe("seed_sgd", precision=precision)
+    recipe = resolve_recipe("seed_sgd", precision="float16")
     options = {"family": "paper", "depth": 56, "num_classes": 10, "input_shape": (16, 16, 3)}
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
@@ -320,21 +319,26 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
     recorder = EpochRecorder(tmp_path, state, recipe, 2, log=lambda line: None)
     recorder.set_model(model)
     recorder.save_checkpoint()
-    if written_by == "keras":
-        state["checkpoint"] = "checkpoint-0001.keras"
-        model.save(tmp_path / state["checkpoint"])
+    assert state["checkpoint"] == "checkpoint-0001.npz"
+    model.save(tmp_path / "checkpoint-0001.keras")
 
-    restored = restore_training_model(options, recipe, images, 1, tmp_path / state["checkpoint"])
-    expected = "LossScaleOptimizer" if precision == "float16" else "SGD"
-    assert type(model.optimizer).__name__ == type(restored.optimizer).__name__ == expected
-    assert int(restored.optimizer.iterations) == 2
-    # In order: a second model in one process gets other layer names.
-    assert len(model.optimizer.variables) == len(restored.optimizer.variables)
-    assert sum("momentum" in v.path for v in model.optimizer.variables) > 100
-    assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, restored.optimizer.variables))
-    weights = [(a.path, np.array(a), np.array(b)) for a, b in zip(model.variables, restored.variables)
-               if written_by == "recorder" or "seed_generator" not in a.path]  # .keras leaves the seeds out
-    assert all(np.array_equal(a, b) for _, a, b in weights)
+    for checkpoint in ("checkpoint-0001.npz", "checkpoint-0001.keras"):
+        restored = restore_training_model(options, recipe, images, 1, tmp_path / checkpoint)
+        assert type(model.optimizer).__name__ == type(restored.optimizer).__name__ == "LossScaleOptimizer"
+        assert int(restored.optimizer.iterations) == 2
+        # In order: a second model in one process gets other layer names.
+        assert len(model.optimizer.variables) == len(restored.optimizer.variables)
+        assert sum("momentum" in v.path for v in model.optimizer.variables) > 100
+        assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, restored.optimizer.variables))
+        weights = [(a.path, np.array(a), np.array(b)) for a, b in zip(model.variables, restored.variables)
+                   if checkpoint.endswith(".npz") or "seed_generator" not in a.path]  # .keras leaves the seeds out
+        assert all(np.array_equal(a, b) for _, a, b in weights)
+
+    with np.load(tmp_path / "checkpoint-0001.npz") as saved:
+        np.savez(tmp_path / "short.npz", **{key: saved[key] for key in sorted(saved.files)[:-1]})
+    count = len(model.variables) + len(model.optimizer.variables)
+    with pytest.raises(ValueError, match=f"short.npz holds {count - 1} variables that do not match this run's model \\({count} "):
+        restore_checkpoint(restored, tmp_path / "short.npz")
 
 
 def test_a_run_given_a_gpu_it_cannot_see_stops_with_one_line(tmp_path):

@@ -191,7 +191,8 @@ def _notebook_task():
 
 
 def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
-    """The task: runs the train notebook into `run_dir`; returns (ok, error or None, node)."""
+    """The task: runs the train notebook into `run_dir`; returns whether it completed (a failure's
+    error is in the run's notebook-error.txt, its node in config.json)."""
     import ray
 
     from resattn.suite.preflight import last_error
@@ -225,7 +226,7 @@ def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
     if process.returncode == 0:
         (run_dir / ERROR_FILE).unlink(missing_ok=True)
         say(f"[{name}] done")
-        return True, None, node
+        return True
     text = "".join(output)
     if any(words in text for words in KERNEL_START_FAILURES):
         say(f"[{name}] the kernel did not start; trying again")
@@ -233,7 +234,7 @@ def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
     error = last_error(text)
     (run_dir / ERROR_FILE).write_text(f"the notebook stopped (exit {process.returncode}); see log.txt\n{error}\n")
     say(f"[{name}] FAILED: {error}")
-    return False, error, node
+    return False
 
 
 def node_name():

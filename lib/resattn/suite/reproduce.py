@@ -311,7 +311,7 @@ def _run_tasks(pending, args, uses_gpus):
             for reference in done:
                 job = tasks[reference]
                 try:
-                    ok, _, _ = ray.get(reference)
+                    ok = ray.get(reference)
                 except ray.exceptions.RayError as error:  # retries spent: a kernel or node that kept failing
                     message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
                     (job.run_dir / ERROR_FILE).write_text(f"the run's task failed after its retries\n{message}\n")
