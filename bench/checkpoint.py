@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resattn.train.checkpoint import save_checkpoint
+from resattn.train.checkpoint import checkpointed_variables, save_checkpoint
 from resattn.train.model import new_training_model
 from resattn.train.recipes import resolve_recipe
 from resattn.train.run_files import save_model
@@ -53,7 +53,7 @@ def main(argv=None):
                         times[name].append(elapsed)
             keras_s, arrays_s = (statistics.median(times[name]) for name in ways)
             sizes = [(Path(folder) / file_name).stat().st_size / 1e6 for _, file_name in ways.values()]
-        variables = len(model.variables) + len(model.optimizer.variables)
+        variables = len(checkpointed_variables(model))
         print(f"| Attention-{depth} | {variables:,} | {keras_s:.2f} | {arrays_s:.2f} | {keras_s / arrays_s:.1f} "
               f"| {sizes[0]:.0f} | {sizes[1]:.0f} |", flush=True)
 

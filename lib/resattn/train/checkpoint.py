@@ -3,8 +3,8 @@ augmentation's random state) and of its optimizer (step, slots, loss scale), as 
 `.npz` file, in the order the network creates them.
 
 Departure from Keras's own checkpoint (`model.save`): that walks every layer and writes its
-config, about 0.7 s for Attention-56 and 10 s for Attention-452 on this CPU at every epoch;
-the arrays alone take a tenth of that. `.keras` files also leave out the seed generators'
+config, about 0.75 s for Attention-56 and 9.2 s for Attention-452 on this CPU at every
+epoch; the arrays alone take a seventh of that (bench/checkpoint.py). `.keras` files also leave out the seed generators'
 state, so a resumed run drew other flips and shifts than an uninterrupted one. The trained
 model is still written once as `model.keras`, which loads without this package's code.
 """

@@ -27,14 +27,16 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
     resolved = resolve_run_config(raw_config)
     check_device()
     state = read_json(run_dir / "state.json")
+    changed = bool(state) and state.get("config") != jsonable(raw_config)
     if state and state["status"] in ENDED and not force:
         metrics = read_json(run_dir / "metrics.json")
         if metrics and metrics["status"] == state["status"]:
             log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
             return metrics
-        log(f"{run_dir}: {state['status']} after {state['epoch']} epochs, but its model and figures were not "
-            f"written; writing them from {state['checkpoint']}")
-    if force or (state and state.get("config") != jsonable(raw_config)):
+        if not changed:
+            log(f"{run_dir}: {state['status']} after {state['epoch']} epochs, but its model and figures were not "
+                f"written; writing them from {state['checkpoint']}")
+    if force or changed:
         if state and not force:
             log(f"{run_dir}: the config changed since the last run; starting again")
         state = None
