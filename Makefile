@@ -12,12 +12,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 # The settings of every reproduce target (README, "Reproducing"):
 #   DATA=keras      the official CIFAR archives, downloaded once before any config; or a folder holding
-#                   cifar-10-python.tar.gz / cifar-100-python.tar.gz, for offline machines
+#                   cifar-10-python.tar.gz / cifar-100-python.tar.gz, for offline machines; or an image
+#                   folder of CIFAR-10 (train/<class>/*, or a .tar.gz of one) for the CIFAR-10 configs
 #   GPUS=auto       one config per GPU at a time: CUDA_VISIBLE_DEVICES if a scheduler set it, else every
 #                   GPU (or MIG device) nvidia-smi lists; or 0,1,... or MIG-... UUIDs, or cpu
 #   JOBS=1          configs at once on a machine without a GPU
 #   SEEDS=          e.g. 0,1,2: every config once per seed (tables show mean and std)
-#   PROFILE=full    full (as published), quick (a tenth of the schedule) or smoke
+#   PROFILE=full    full (as published), quick (a tenth of the schedule), fast (the 40-epoch fast recipe) or smoke
+#   CONFIGS=        only these configs: names or patterns, e.g. 'seed[123]-*' (unset: every config of the target)
 #   ALLOW_CPU=      1: start full or quick on a machine with no GPU (refused otherwise, with an estimate)
 #   RAY_ADDRESS=    host:port of a running Ray cluster to run the grid on (unset: Ray on this machine)
 #   RESULTS=        the results folder (default results/ for full, results/<profile>/ otherwise);
@@ -27,12 +29,14 @@ GPUS ?= auto
 JOBS ?= 1
 SEEDS ?=
 PROFILE ?= full
+CONFIGS ?=
 RESULTS ?= $(if $(filter full,$(PROFILE)),results,results/$(PROFILE))
 REPRODUCE = $(BIN)/python -m resattn.suite.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(if $(CONFIGS),--configs '$(CONFIGS)') \
 	--results $(RESULTS) \
 	$(if $(ALLOW_CPU),--allow-cpu) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
-.PHONY: setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
+.PHONY: reference-runs setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -99,6 +103,16 @@ cifar10-subset: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The reference runs (README, "Results"): the seed's CIFAR-10 Attention-56 configs 1, 2 and 3 under
+# the fast profile on the real CIFAR-10 images of ../shared/data (40,000 to train, 10,000 held out),
+# into reference/cpu/ (reference/gpu/ on a GPU machine), one after the other, resumable; then
+# results.ipynb over them. REFERENCE_CONFIGS picks others, e.g. REFERENCE_CONFIGS='seed2-*'.
+REFERENCE_CONFIGS ?= seed[123]-*
+REFERENCE_RESULTS ?= reference/$(if $(HAS_GPU),gpu,cpu)
+reference-runs: setup
+	$(BIN)/python -m resattn.suite.reproduce --profile fast --subset seed --configs '$(REFERENCE_CONFIGS)' \
+		--data $(SHARED_CIFAR10) --gpus $(GPUS) --jobs 1 --results $(REFERENCE_RESULTS)
 
 # Our pipeline against a stock-Keras one on the real CIFAR-10 images of ../shared/data (40,000 /
 # 10,000), float32 and auto precision, two seeds: a benchmark, about an hour on 2 cores.

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from resattn.data.datasets import load_dataset
+from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.loop import epoch_order, fit_epochs, train
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import resolve_recipe
@@ -205,12 +206,33 @@ def test_nan_loss_ends_the_run_as_diverged(tmp_path):
     assert json.loads((tmp_path / "state.json").read_text())["status"] == "diverged"
 
 
+def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_weight_decay_penalty_aside(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(10, kernel_initializer="ones")(inputs))
+    apply_weight_decay(model, 2.0)  # a penalty of 40 in Keras's loss: sum of 40 squared ones, times 1
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    chance = np.log(10)  # the bound is 3 ln 10 = 6.91
+
+    def status(loss):
+        state = {"epoch": 0, "status": "running", "history": [], "checkpoint": None, "early_stopping": {}}
+        recorder = EpochRecorder(tmp_path, state, resolve_recipe("seed_adam"), 3, lambda line: None)
+        recorder.set_model(model)
+        recorder.on_epoch_begin(0)
+        recorder.on_epoch_end(0, {"loss": loss})
+        return state["status"]
+
+    assert status(40 + 3 * chance - 0.01) == "running"
+    assert status(40 + 3 * chance + 0.01) == "diverged"
+    assert status(450_005.0) == "diverged" and status(float("inf")) == "diverged"
+
+
 @pytest.mark.parametrize(
     "change, pattern",
     [
         ({"depth": 57}, r"depth=57 .*\(56, 92, 128, 164, 236, 452\)"),
         ({"learning_rte": 0.1}, r"unknown config key 'learning_rte'; valid keys: recipe, seed, dataset"),
-        ({"recipe": "sgd"}, r"recipe='sgd' .*\('seed_adam', 'seed_sgd', 'paper'\)"),
+        ({"recipe": "sgd"}, r"recipe='sgd' .*\('seed_adam', 'seed_sgd', 'paper', 'fast'\)"),
+        ({"warmup_epochs": -1}, r"warmup_epochs=-1 .*integer >= 0"),
         ({"batch_size": 0}, r"batch_size=0 .*integer >= 1"),
         ({"early_stopping_monitor": "loss"}, r"early_stopping_monitor='loss' .*\('accuracy', 'val_accuracy'\)"),
         ({"precision": "fp8"}, r"precision='fp8' .*'float32', 'bfloat16', 'float16'"),

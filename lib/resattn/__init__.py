@@ -1,6 +1,6 @@
 """Residual Attention Networks (Wang et al., CVPR 2017) and the seed's reproduction, in Keras 3.
 
-The thin public API: build a network, count it. Beside it: `resattn.models` (the networks),
+The thin public API: build a network (pretrained or not), count it. Beside it: `resattn.models` (the networks),
 `resattn.data` (datasets, preprocessing), `resattn.train` (the training engine) and
 `resattn.suite` (the experiments); importing this package imports only the first two.
 """
@@ -11,6 +11,7 @@ from resattn.models.attention import MASK_ACTIVATIONS, MECHANISMS, AttentionComb
 from resattn.models.blocks import MASK_STRUCTURES
 from resattn.models.complexity import count_multiply_adds, count_parameters
 from resattn.models.networks import FAMILIES, WIRINGS, build_model, resolve_network
+from resattn.models.pretrained import load_pretrained, pretrained_names
 
 __all__ = [
     "FAMILIES",
@@ -25,5 +26,7 @@ __all__ = [
     "build_model",
     "count_multiply_adds",
     "count_parameters",
+    "load_pretrained",
+    "pretrained_names",
     "resolve_network",
 ]

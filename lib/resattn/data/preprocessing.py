@@ -9,25 +9,34 @@ from keras import layers, ops
 SEED_MEAN = (125.3, 123.0, 113.9)
 SEED_STD = (63.0, 62.1, 66.7)
 SEED_SHIFT = 0.15
-PREPROCESSINGS = ("seed", "paper")
+PREPROCESSINGS = ("seed", "paper", "crop_flip")
 
 
 def preprocessing_layers(kind, x_train, seed, augment=True):
-    """The layers between a uint8 image and the network, for the `seed` or `paper` recipe;
-    `augment=False` leaves out the random flip and shift."""
+    """The layers between a uint8 image and the network: `seed` (the seed's scaling, flip and
+    15% shift), `paper` (per-pixel mean, pad-4 crop, flip) or `crop_flip` (the seed's scaling, the
+    paper's pad-4 crop and flip: the fast recipe's); `augment=False` leaves out the flip and shift."""
     if kind not in PREPROCESSINGS:
         raise ValueError(f"preprocessing={kind!r} is not valid; choose one of {PREPROCESSINGS}")
+    seed_scaling = [
+        layers.Normalization(mean=SEED_MEAN, variance=np.square(SEED_STD), dtype="float32", name="seed_standardize")
+    ]
+    # Zero-pad 4 then a random crop is a shift by a whole number of pixels in [-4, 4] with zero
+    # fill (after mean subtraction or standardization zero is the mean pixel, as in common
+    # implementations).
+    pad_crop_flip = [
+        RandomShift(4, unit="pixel", fill_mode="zeros", seed=seed + 1, name="random_pad_crop"),
+        RandomHorizontalFlip(seed=seed, name="random_flip"),
+    ]
     if kind == "seed":
-        scaling = [
-            layers.Normalization(
-                mean=SEED_MEAN, variance=np.square(SEED_STD), dtype="float32", name="seed_standardize"
-            )
-        ]
+        scaling = seed_scaling
         augmentation = [
             RandomHorizontalFlip(seed=seed, name="random_flip"),
             # ImageDataGenerator's shift: up to 15% each way, bilinear, edges filled by nearest.
             RandomShift(SEED_SHIFT, unit="fraction", fill_mode="nearest", seed=seed + 1, name="random_shift"),
         ]
+    elif kind == "crop_flip":
+        scaling, augmentation = seed_scaling, pad_crop_flip
     else:
         mean_image = x_train.astype(np.float64).mean(axis=0)
         scaling = [
@@ -36,12 +45,7 @@ def preprocessing_layers(kind, x_train, seed, augment=True):
                 name="per_pixel_mean",
             )
         ]
-        augmentation = [
-            # Zero-pad 4 then a random crop is a shift by a whole number of pixels in [-4, 4] with
-            # zero fill (after mean subtraction zero is the mean pixel, as in common implementations).
-            RandomShift(4, unit="pixel", fill_mode="zeros", seed=seed + 1, name="random_pad_crop"),
-            RandomHorizontalFlip(seed=seed, name="random_flip"),
-        ]
+        augmentation = pad_crop_flip
     return scaling + augmentation if augment else scaling
 
 

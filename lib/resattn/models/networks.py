@@ -185,12 +185,14 @@ def default_name(config):
     return "_".join(parts)
 
 
-def build_model(family="seed", depth=56, **options):
+def build_model(family="seed", depth=56, weights=None, **options):
     """Builds the network that `resolve_network` describes and returns it as a `keras.Model`.
 
     Keywords: family, depth, num_classes, mechanism (arl, nal), mask_activation (mixed, channel,
     spatial, seed_spatial), mask_structure (encoder_decoder, local_conv), p, t, r, input_shape,
-    wiring (seed only: chained, published) and name.
+    wiring (seed only: chained, published) and name. `weights`: None (initialized), a
+    pretrained name (`resattn.pretrained_names()`) or a path to a run's model.keras; weights
+    made for another network are refused with one line naming both.
     """
     config = resolve_network(family, depth, **options)
     spec = FAMILIES[family]
@@ -229,7 +231,12 @@ def build_model(family="seed", depth=56, **options):
         dtype="float32",  # the softmax stays in float32 under a mixed-precision policy
         name="predictions",
     )(x)
-    return keras.Model(inputs, outputs, name=config["name"])
+    model = keras.Model(inputs, outputs, name=config["name"])
+    if weights is not None:
+        from resattn.models.pretrained import load_weights
+
+        load_weights(model, weights)
+    return model
 
 
 def _seed_published_stage(x, stage, module):

@@ -6,6 +6,7 @@ mapping of overrides that any config can run under.
 """
 
 import ast
+import fnmatch
 import json
 from pathlib import Path
 
@@ -24,15 +25,23 @@ class ParamsError(ValueError):
     """A config that must not run; the message names the file, the key and the valid names."""
 
 
-def list_params_files(params_dir, subset="all"):
-    """The params files of a subset, sorted by name: all, seed (seed*.yaml) or paper (paper*.yaml)."""
+def list_params_files(params_dir, subset="all", configs=None):
+    """The params files of a subset, sorted by name: all, seed (seed*.yaml) or paper (paper*.yaml);
+    `configs`, a comma-separated list of names or shell patterns ("seed[123]-*"), keeps those alone."""
     if subset not in SUBSETS:
         raise ParamsError(f"subset={subset!r} is not valid; choose one of {SUBSETS}")
     params_dir = Path(params_dir)
     if not params_dir.is_dir():
         raise ParamsError(f"{params_dir}: no such params folder")
-    paths = sorted(params_dir.glob("*.yaml"))
-    return [path for path in paths if subset == "all" or path.name.startswith(subset)]
+    paths = [path for path in sorted(params_dir.glob("*.yaml")) if subset == "all" or path.name.startswith(subset)]
+    if not configs:
+        return paths
+    patterns = [pattern.strip().removesuffix(".yaml") for pattern in configs.split(",") if pattern.strip()]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(path.stem, pattern) for path in paths):
+            raise ParamsError(f"configs={pattern!r} matches no config of subset {subset!r}; choose among "
+                              f"{', '.join(path.stem for path in paths)}")
+    return [path for path in paths if any(fnmatch.fnmatchcase(path.stem, pattern) for pattern in patterns)]
 
 
 def read_mapping(path):
@@ -74,11 +83,26 @@ def apply_profile(config, profile):
     return merged
 
 
+def is_image_folder(data_dir):
+    """Whether a data source is CIFAR-10's images as an image folder (train/<class>/*, or a .tar.gz
+    of one), like ../shared/data's, rather than a folder of the official archives."""
+    path = Path(data_dir)
+    if path.is_file():
+        return path.name.endswith((".tar.gz", ".tgz", ".tar"))
+    return path.is_dir() and any((candidate / "train").is_dir() for candidate in (path, *path.iterdir()))
+
+
 def apply_data_source(config, data_dir):
-    """Points a CIFAR config at a local folder of the official archives (None: downloaded into the cache)."""
-    if data_dir is not None and config.get("dataset") in CIFAR:
+    """Points a CIFAR config at a local folder of the official archives (None: downloaded into the
+    cache), or a CIFAR-10 config at an image folder of CIFAR-10's images (dataset image_folder)."""
+    if data_dir is None or config.get("dataset") not in CIFAR:
+        return config
+    if not is_image_folder(data_dir):
         return {**config, "data_dir": str(data_dir)}
-    return config
+    if config["dataset"] != "cifar10":
+        raise ParamsError(f"data={data_dir} is an image folder, which stands for CIFAR-10 only; this "
+                          f"{config['dataset']} config needs a folder of the official archives (or configs=... without it)")
+    return {**config, "dataset": "image_folder", "data_dir": str(Path(data_dir).resolve())}
 
 
 def notebook_parameters(notebook):

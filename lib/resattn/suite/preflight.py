@@ -21,7 +21,7 @@ from resattn.data.datasets import CIFAR
 # The run keys that do not change the compiled step: the data and the schedule.
 NOT_IN_STEP = (
     "dataset", "data_dir", "validation_split", "label_noise", "limit", "synthetic_size", "synthetic_classes",
-    "seed", "learning_rate", "epochs", "iterations", "lr_drops", "lr_drop_unit", "early_stopping_patience",
+    "seed", "learning_rate", "epochs", "iterations", "lr_drops", "lr_drop_unit", "lr_schedule", "warmup_epochs", "early_stopping_patience",
     "early_stopping_monitor", "schedule_scale", "max_epochs", "max_steps_per_epoch",
 )
 CHILD_TIMEOUT = 3600  # compiling Attention-452 with XLA takes minutes; a hung device must not hang the grid

@@ -1,7 +1,7 @@
 """Runs every config in params/ through notebooks/train.ipynb with papermill, then results.ipynb.
 
-    python -m resattn.suite.reproduce [--subset all|seed|paper] [--profile full|quick|smoke]
-        [--data keras|DIR] [--gpus auto|cpu|0,1,...|MIG-...] [--jobs N] [--seeds 0,1,2] [--results DIR]
+    python -m resattn.suite.reproduce [--subset all|seed|paper] [--configs NAMES] [--profile full|quick|fast|smoke]
+        [--data keras|DIR|IMAGE_FOLDER] [--gpus auto|cpu|0,1,...|MIG-...] [--jobs N] [--seeds 0,1,2] [--results DIR]
 
 Every config is checked first (its keys against the notebook's parameters, its values against
 the library), so a misspelt key stops everything before any training. Each config then runs into
@@ -26,6 +26,7 @@ from resattn.suite.params import (
     SUBSETS,
     ParamsError,
     check_params_file,
+    is_image_folder,
     params_keys,
     list_params_files,
     read_profile,
@@ -86,16 +87,17 @@ def results_root(results, profile):
     return Path("results") if profile == "full" else Path("results") / profile
 
 
-def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds):
+def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds, configs=None):
     """Checks every config of the subset and returns the runs to make; raises ParamsError on the
     first bad file, before anything runs."""
     notebook = Path(notebooks_dir) / TRAIN_NOTEBOOK
     params_keys(notebook)  # the notebook and the library agree on the keys
     profile = read_profile(params_dir, profile_name)
-    if data_dir is not None and not Path(data_dir).is_dir():
+    if data_dir is not None and not (Path(data_dir).is_dir() or is_image_folder(data_dir)):
         raise ParamsError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
-                          " and/or cifar-100-python.tar.gz, or 'keras' to download them once into the cache")
-    paths = list_params_files(params_dir, subset)
+                          " and/or cifar-100-python.tar.gz, an image folder of CIFAR-10 (train/<class>/*) or a"
+                          " .tar.gz of one, or 'keras' to download them once into the cache")
+    paths = list_params_files(params_dir, subset, configs)
     if not paths:
         raise ParamsError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
     jobs = []
@@ -187,8 +189,10 @@ def run_results(notebooks_dir, results_dir, params_dir, echo=print):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m resattn.suite.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
-    parser.add_argument("--profile", default="full", help="full, quick, smoke or any params/profiles/*.yaml")
-    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config) or a folder of the official archives")
+    parser.add_argument("--configs", default=None, help="only these configs of the subset: names or patterns, e.g. seed1-*,seed2-*")
+    parser.add_argument("--profile", default="full", help="full, quick, fast, smoke or any params/profiles/*.yaml")
+    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config), a folder of the official "
+                        "archives, or an image folder of CIFAR-10 (train/<class>/*) or a .tar.gz of one, for CIFAR-10 configs")
     parser.add_argument("--gpus", default="auto", help="auto (the GPUs CUDA_VISIBLE_DEVICES names, else every GPU or MIG device nvidia-smi lists), "
                         "cpu, or devices: 0,1 or MIG-... UUIDs")
     parser.add_argument("--jobs", type=int, default=1, help="configs at once when running on the CPU")
@@ -210,7 +214,7 @@ def main(argv=None):
         if args.jobs < 1:
             raise ParamsError(f"jobs={args.jobs} is not valid; it must be an integer >= 1")
         seeds = _parse_seeds(args.seeds)
-        jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
+        jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds, args.configs)
         slots = device_slots(args.gpus, args.jobs)
         if args.ray_address and not args.results_only:
             grid.check_address(args.ray_address)  # before anything is downloaded or written
@@ -220,7 +224,7 @@ def main(argv=None):
             for name in downloads:
                 data_dir = fetch_cifar(name)
                 print(f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True)
-            jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds)
+            jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds, args.configs)
     except (ParamsError, DataError, grid.Unreachable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

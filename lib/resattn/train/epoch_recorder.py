@@ -13,6 +13,10 @@ from resattn.train.run_files import atomic_write, write_json
 from resattn.train.run_metrics import figure, finite
 from resattn.train.tensorboard_log import TensorBoardLog
 
+# A training loss above this many times chance's, ln(classes), is a run that blew up, not one
+# that is slow to start: a fresh network's first epoch is near chance, and the blow-ups seen here
+# (issue 22) went from 3.2 to 450,005, or opened at 10.6 (CIFAR-10: chance 2.30, the bound 6.91).
+DIVERGED_OVER_CHANCE = 3
 # warmup: 1 for the first epoch a process trains, whose seconds include tracing and compiling.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup")
 
@@ -20,7 +24,8 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lea
 class EpochRecorder(keras.callbacks.Callback):
     """After every epoch: one progress line, a checkpoint, the state and the history, written
     atomically in that order, so a run killed at any moment resumes from its last whole epoch.
-    Also applies early stopping (its counters live in the state) and stops on a NaN loss."""
+    Also applies early stopping (its counters live in the state) and stops a run whose loss is
+    not finite or far above chance's (DIVERGED_OVER_CHANCE)."""
 
     def __init__(self, run_dir, state, recipe, epochs, log, learning_rate=None):
         super().__init__()
@@ -41,15 +46,26 @@ class EpochRecorder(keras.callbacks.Callback):
         self.state["history"].append(row)
         self.state["epoch"] = epoch + 1
         self.log(_progress_line(row, self.epochs))
-        if not finite(row["loss"]):
+        if self._diverged(row["loss"]):
             self.state["status"] = "diverged"
-            self.log(f"loss is {row['loss']}: the run diverged; stopping")
             self.model.stop_training = True
         elif self._should_stop_early(row):
             self.state["status"] = "early_stopped"
             self.model.stop_training = True
         self.save_checkpoint()
         self.tensorboard.write(row)  # after the checkpoint: a resumed run does not repeat this epoch
+
+    def _diverged(self, loss):
+        """Whether the epoch's loss is not finite, or its cross-entropy far above chance's. Keras's
+        loss includes the weight-decay penalty (several units for a fresh network at 5e-4), which
+        is taken out here as it stands at the epoch's end."""
+        chance = math.log(self.model.output_shape[-1])
+        if finite(loss):
+            penalty = sum(float(keras.ops.convert_to_numpy(term)) for term in self.model.losses)
+            if loss - penalty <= DIVERGED_OVER_CHANCE * chance:
+                return False
+        self.log(f"loss is {loss:.4g}, chance's cross-entropy {chance:.3g}: the run diverged; stopping")
+        return True
 
     def _rate_of_the_last_update(self):
         """The epoch's rate: the optimizer's own rate now is the next update's, the next epoch's."""

@@ -22,7 +22,7 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
         keras.mixed_precision.set_global_policy(policy)
     model.compile(
         optimizer=recipe.make_optimizer(len(x_train)),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
         jit_compile=recipe.compiles_with_xla(),  # saved with the model
         run_eagerly=recipe.run_eagerly,
