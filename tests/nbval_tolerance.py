@@ -14,7 +14,10 @@ from nbval.plugin import IPyNbCell
 
 RELATIVE = 0.02
 ABSOLUTE = 0.005
-NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w])|\b(?:nan|inf)\b")
+# A number stands alone: not inside a word like a56 or seed2 (an underscore may border it: the
+# sanitize file turns runs of spaces into one).
+NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9])"
+                    r"|(?<![A-Za-z])(?:nan|inf)(?![A-Za-z])")
 
 
 def numbers_agree(reference, computed):
@@ -34,26 +37,28 @@ def _agree(left, right):
     return math.isclose(a, b, rel_tol=RELATIVE, abs_tol=ABSOLUTE)
 
 
-def _strings(output):
-    """(container, key) of every string of an output that nbval compares, in a set order."""
-    if output.get("output_type") == "stream":
-        yield output, "text"
-    data = output.get("data", {})
-    for key in sorted(data):
-        if isinstance(data[key], str):
-            yield data, key
+def _strings(outputs):
+    """{key: [(container, field), ...]} of every string nbval compares, keyed and ordered as nbval
+    pairs them: a stream by its name (stdout, stderr), other outputs by MIME type."""
+    keyed = {}
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            keyed.setdefault(output.get("name"), []).append((output, "text"))
+        for key, value in output.get("data", {}).items():
+            if isinstance(value, str):
+                keyed.setdefault(key, []).append((output["data"], key))
+    return keyed
 
 
 def _compare_outputs(self, test, ref, skip_compare=None):
     """Where a computed string agrees with its committed counterpart to the tolerance, nbval is
     handed the committed string; anything else goes to nbval as computed, and fails there with
     nbval's own report."""
-    for computed, committed in zip(test, ref):
-        if (computed.get("output_type"), computed.get("name")) != (committed.get("output_type"), committed.get("name")):
-            continue
-        for (container, key), (reference, reference_key) in zip(_strings(computed), _strings(committed)):
-            if key == reference_key and numbers_agree(self.sanitize(reference[key]), self.sanitize(container[key])):
-                container[key] = reference[key]
+    committed = _strings(ref)
+    for key, computed in _strings(test).items():
+        for (container, field), (reference, reference_field) in zip(computed, committed.get(key, [])):
+            if numbers_agree(self.sanitize(reference[reference_field]), self.sanitize(container[field])):
+                container[field] = reference[reference_field]
     return _nbval_compare_outputs(self, test, ref, skip_compare)
 
 

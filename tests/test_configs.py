@@ -140,10 +140,10 @@ def test_the_fast_recipe_warms_up_then_decays_to_zero_over_the_runs_own_epochs()
     assert fast.epochs_for(40_000) == 40 and fast.steps_per_epoch(40_000) == 157
     schedule = fast.learning_rate_schedule(40_000)  # 6,280 steps, 628 of warmup
     rates = [float(schedule(step)) for step in (0, 313, 627, 628, 3454, 6279)]
-    assert rates == pytest.approx([0.2 / 628, 0.2 * 314 / 628, 0.2, 0.2, 0.2 * 2826 / 5652, 0.2 / 5652])
+    assert rates == pytest.approx([0.1 / 628, 0.1 * 314 / 628, 0.1, 0.1, 0.1 * 2826 / 5652, 0.1 / 5652])
     assert float(schedule(6280)) == 0.0
     short = resolve_recipe("fast", epochs=10).learning_rate_schedule(40_000)  # the schedule follows epochs
-    assert float(short(1569)) == pytest.approx(0.2 / (1570 - 628))
+    assert float(short(1569)) == pytest.approx(0.1 / (1570 - 628))
     capped = resolve_recipe("fast", max_epochs=2).learning_rate_schedule(40_000)  # a cap cuts, it does not shorten
     assert float(capped(3454)) == pytest.approx(float(schedule(3454)))
     restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))

@@ -77,7 +77,7 @@ def test_every_config_gets_a_row_and_every_run_its_status(runs_dir):
 def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(runs_dir):
     table = results.seed_table(results.collect_runs(runs_dir, PARAMS), PARAMS)
     row = table.loc["seed2-cifar10-a56-mixed-arl-adam"]
-    assert row["test acc (%)"] == pytest.approx(87.0)
+    assert row["acc (%)"] == pytest.approx(87.0) and row["measured on"] == "test"
     assert row["± std"] == pytest.approx(math.sqrt(2))  # sample std of 86 and 88
     assert row["runs"] == 2 and row["status"] == "2 completed, 1 failed"
     assert row["seed's acc (%)"] == SEED2.accuracy and row["difference"] == pytest.approx(87.0 - SEED2.accuracy)
@@ -89,15 +89,21 @@ def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(ru
     assert table.loc["seed1-cifar10-a56-seedspatial-arl-adam", "mask activation"] == "spatial (seed variant)"
     assert table.loc["seed4-cifar10-a92-seedspatial-arl-sgd-published", "optimizer"] == "Nesterov SGD"
     assert table.loc["seed6-cifar100-a56-seedspatial-arl-adam", "status"] == "missing"
-    assert math.isnan(table.loc["seed5-cifar100-a56-mixed-nal-adam", "test acc (%)"])  # failed: no figure
+    assert math.isnan(table.loc["seed5-cifar100-a56-mixed-nal-adam", "acc (%)"])  # failed: no figure
+
+
+def test_a_run_without_test_images_is_measured_on_its_validation_images_and_says_so(tmp_path):
+    fabricate(tmp_path / "seed3-cifar10-a56-mixed-nal-adam", test_accuracy=None)  # final val_accuracy 0.55
+    row = results.seed_table(results.collect_runs(tmp_path, PARAMS), PARAMS).loc["seed3-cifar10-a56-mixed-nal-adam"]
+    assert row["acc (%)"] == pytest.approx(55.0) and row["measured on"] == "validation"
 
 
 def test_the_paper_tables_share_a_run_between_rows_and_show_the_papers_error(runs_dir):
     runs = results.collect_runs(runs_dir, PARAMS)
     table1, table4 = results.paper_table(runs, 1), results.paper_table(runs, 4)
-    assert table1.loc["mixed (f1)", "test error (%)"] == pytest.approx(5.0)
+    assert table1.loc["mixed (f1)", "error (%)"] == pytest.approx(5.0)
     assert table1.loc["mixed (f1)", "paper's error (%)"] == paper_errors("paper-cifar10-a56-mixed-arl")[0]
-    assert table4.loc["encoder-decoder", "test error (%)"] == pytest.approx(5.0)
+    assert table4.loc["encoder-decoder", "error (%)"] == pytest.approx(5.0)
     assert table4.loc["local convolutions", "status"] == "missing"
     table5 = results.paper_table(runs, 5)
     assert table5.loc["Attention-92, 30% noise", "status"] == "diverged"
@@ -115,10 +121,10 @@ def test_the_summary_files_hold_every_table(runs_dir):
     assert list(titled)[0] == results.SEED_TITLE and len(titled) == 1 + 5
     for title in titled:
         assert f"## {title}" in text
-    assert ("| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 "
+    assert ("| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 | test "
             f"| {SEED2.accuracy:.2f} | {87 - SEED2.accuracy:.2f} |") in text
     local_conv = paper_errors("paper-cifar10-a56-localconv-arl")[0]
-    assert f"| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | {local_conv:.2f} | - | missing |" in text
+    assert f"| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | - | {local_conv:.2f} | - | missing |" in text
     frame = pd.read_csv(runs_dir / "summary.csv")
     assert set(frame["table"]) == set(titled)
     assert len(frame) == sum(len(table) for table in titled.values())

@@ -80,7 +80,12 @@ def read_weights(entry):
     if found != entry.sha256:
         raise ValueError(f"weights={entry.name!r}: {entry.path} is corrupt (sha256 {found[:12]}..., the manifest "
                          f"says {entry.sha256[:12]}...)")
-    with np.load(entry.path, allow_pickle=False) as arrays:
+    return read_arrays(entry.path)
+
+
+def read_arrays(path):
+    """The arrays `write_weights` wrote, in order."""
+    with np.load(path, allow_pickle=False) as arrays:
         return [arrays[key] for key in sorted(arrays.files)]
 
 

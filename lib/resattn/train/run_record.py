@@ -32,6 +32,7 @@ def run_record(resolved, raw_config, model_options, dataset, epochs, steps):
             "numpy": np.__version__,
         },
         "device": _device(),
+        "processor": processor(),
         # Set by the grid's task (Ray's node); a run started by hand records its host.
         "node": os.environ.get("RESATTN_NODE") or platform.node(),
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -44,6 +45,17 @@ def backend_version():
     backend = keras.backend.backend()
     module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
     return getattr(module, "__version__", "unknown")
+
+
+def processor():
+    """The CPU's model name (/proc/cpuinfo; the platform's word elsewhere): figures differ between
+    processors of one machine kind (an AMD EPYC with AVX-512, an Intel Xeon with AMX)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def _device():
