@@ -140,16 +140,19 @@ def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_li
                                            "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9", "1"]
 
 
-def test_embedded_ray_gives_each_concurrent_task_its_own_device():
+def test_embedded_ray_gives_each_concurrent_task_its_own_device_at_the_drivers_priority():
     """Two GPU tasks at once on an embedded Ray given two MIG devices: each sees one, never the
-    same (Ray hands the devices out; this machine has no GPU, so only the assignment is checked)."""
+    same (Ray hands the devices out; this machine has no GPU, so only the assignment is checked);
+    and each runs at the driver's niceness, not Ray's default 15 (a run beside anything else
+    then got a third of the CPU)."""
     script = """
 import os, time, ray
 from resattn.suite import grid
 assert grid.start(None, ["MIG-aaaa", "MIG-bbbb"], 2)
+driver = os.nice(0)
 def device():
     time.sleep(3)  # both tasks hold their device at once
-    return os.environ["CUDA_VISIBLE_DEVICES"]
+    return os.environ["CUDA_VISIBLE_DEVICES"], os.nice(0) - driver
 task = ray.remote(num_gpus=1, num_cpus=0)(device)
 print(sorted(ray.get([task.remote(), task.remote()])))
 grid.stop()
@@ -157,7 +160,7 @@ grid.stop()
     env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "['MIG-aaaa', 'MIG-bbbb']"
+    assert done.stdout.strip().splitlines()[-1] == "[('MIG-aaaa', 0), ('MIG-bbbb', 0)]"
 
 
 def test_runs_start_in_the_order_they_were_submitted(tmp_path):

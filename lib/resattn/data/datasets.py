@@ -209,11 +209,8 @@ def safe_unpickle(data, source):
 
 
 def md5sum(path):
-    digest = hashlib.md5()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def load_cifar(name, data_dir=None, verify=True):

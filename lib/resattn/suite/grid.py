@@ -75,6 +75,9 @@ def start(address, gpu_slots, cpu_slots):
     else:
         if gpu_slots:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_slots)  # Ray hands these out, one per task
+        # Ray starts its workers at niceness 15, below anything else on the machine (a notebook, a
+        # test suite, another grid): a run that takes hours got a third of the CPU beside them.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         # "local": a Ray of its own, never a cluster another process started on this machine.
         ray.init(address="local", num_cpus=max(len(gpu_slots), cpu_slots), num_gpus=len(gpu_slots),
                  include_dashboard=False, **quiet)

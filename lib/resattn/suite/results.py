@@ -270,6 +270,9 @@ def reported(config):
 def metrics_table(metrics, reported=None):
     """One run's figures (metrics.json) as a table, with a reported column where there is one."""
     accuracy = metrics.get("test_accuracy")
+    flip, split = metrics.get("test_accuracy_flip"), "test"
+    if flip is None:
+        flip, split = metrics.get("val_accuracy_flip"), "validation"
     ours = {
         "status": metrics["status"],
         "epochs": metrics["epochs"],
@@ -279,6 +282,7 @@ def metrics_table(metrics, reported=None):
         else round(100 * metrics["best_val_accuracy"], 2),
         "last validation accuracy (%)": None if metrics.get("final_val_accuracy") is None
         else round(100 * metrics["final_val_accuracy"], 2),
+        "with flip test-time augmentation (%)": None if flip is None else f"{100 * flip:.2f} ({split})",
         "seconds per epoch": _timing(metrics.get("seconds_per_epoch"), "s"),
         "images per second": _timing(metrics.get("images_per_second"), "images/s"),
         "parameters": f"{metrics['parameters']['total']:,}",
