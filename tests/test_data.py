@@ -131,6 +131,21 @@ def test_image_folder_names_an_unreadable_file(tmp_path):
         load_dataset("image_folder", root)
 
 
+def test_image_folder_skips_macos_metadata_files_and_turns_images_upright(tmp_path):
+    root = write_image_folder(tmp_path / "pets", per_class=1, test=False)
+    (root / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    wide = np.zeros((2, 4, 3), np.uint8)
+    wide[:, :2] = 255  # left half white: after a quarter turn, the top half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: shown turned 90 degrees clockwise
+    Image.fromarray(wide).save(root / "train" / "dog" / "0.jpg", exif=exif, quality=100)
+    (root / "train" / "dog" / "0.png").unlink()
+    data = load_dataset("image_folder", root, validation_split=0.0, image_size=4)
+    assert len(data.x_train) == 2  # the ._ file is not an image
+    dog = data.x_train[list(data.y_train).index(1)].mean(axis=2)
+    assert dog[:2].mean() > 200 and dog[2:].mean() < 50  # upright: the white half on top
+
+
 def test_image_folder_from_archive_with_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("RESATTN_CACHE", str(tmp_path / "cache"))
     root = write_image_folder(tmp_path / "pets", test=False)

@@ -44,6 +44,13 @@ def unshare_works():
 
 
 @pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
+def test_a_ray_client_address_is_refused_with_one_line():
+    from resattn.suite import grid
+
+    with pytest.raises(grid.Unreachable, match=r"RAY_ADDRESS='ray://10.0.0.1:10001' is a Ray Client address"):
+        grid.check_address("ray://10.0.0.1:10001")
+
+
 def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(tmp_path):
     """The second node runs in a mount namespace of its own with an empty tmpfs over the results
     folder: on this one machine it sees another folder at the same path, as a node without the

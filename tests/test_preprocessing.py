@@ -74,7 +74,7 @@ def test_training_model_takes_uint8_images_and_wraps_the_network():
 
 
 def test_unknown_preprocessing_is_refused():
-    with pytest.raises(ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper'\)"):
+    with pytest.raises(ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper', 'crop_flip'\)"):
         preprocessing_layers("imagenet", images(), seed=0)
 
 

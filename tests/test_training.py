@@ -21,6 +21,7 @@ from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.loop import epoch_order, fit_epochs, train
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import resolve_recipe
+from resattn.train.run_metrics import flip_accuracy
 from resattn.train.run_config import resolve_run_config
 
 # A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
@@ -85,6 +86,17 @@ def test_saved_model_loads_in_safe_mode_and_reproduces_the_test_accuracy(referen
     data = load_dataset("synthetic", synthetic_size=600, image_size=16, seed=5)
     predictions = model.predict(data.x_test, verbose=0).argmax(axis=1)
     assert np.mean(predictions == data.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_flip_test_time_augmentation_is_reported_beside_the_plain_accuracy(reference_run):
+    run_dir, metrics = reference_run
+    assert metrics["test_accuracy_flip"] > 0.6 and metrics["val_accuracy_flip"] > 0.6
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    data = load_dataset("synthetic", synthetic_size=600, image_size=16, seed=5)
+    mirrored = ((data.x_test.astype(np.uint16) + data.x_test[:, :, ::-1]) // 2).astype(np.uint8)
+    plain = np.mean(model.predict(mirrored, verbose=0).argmax(axis=1) == data.y_test)
+    assert flip_accuracy(model, mirrored, data.y_test) == pytest.approx(plain)  # symmetric images: no change
+    assert flip_accuracy(model, data.x_test, data.y_test) == pytest.approx(metrics["test_accuracy_flip"])
 
 
 def test_a_saved_run_loads_after_import_resattn_alone(reference_run):
@@ -233,6 +245,8 @@ def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_weight_decay_penal
         ({"learning_rte": 0.1}, r"unknown config key 'learning_rte'; valid keys: recipe, seed, dataset"),
         ({"recipe": "sgd"}, r"recipe='sgd' .*\('seed_adam', 'seed_sgd', 'paper', 'fast'\)"),
         ({"warmup_epochs": -1}, r"warmup_epochs=-1 .*integer >= 0"),
+        ({"early_stopping_monitor": "val_accuracy", "early_stopping_patience": 3, "validation_split": 0.0},
+         r"early_stopping_monitor='val_accuracy' is not valid with validation_split=0 .*never stop"),
         ({"batch_size": 0}, r"batch_size=0 .*integer >= 1"),
         ({"early_stopping_monitor": "loss"}, r"early_stopping_monitor='loss' .*\('accuracy', 'val_accuracy'\)"),
         ({"precision": "fp8"}, r"precision='fp8' .*'float32', 'bfloat16', 'float16'"),

@@ -391,20 +391,22 @@ def _class_files(folder, class_names):
         class_folder = folder / name
         if not class_folder.is_dir():
             raise DataError(f"{folder} has no folder for class {name!r} (classes come from train/)")
-        files += [(path, label) for path in sorted(class_folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
+        # macOS leaves "._name.jpg" files of metadata beside the images it copies: not images.
+        files += [(path, label) for path in sorted(class_folder.iterdir())
+                  if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("._")]
     if not files:
         raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
 def _read_images(files, image_size):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     images = np.empty((len(files), image_size, image_size, 3), np.uint8)
     for i, (path, _) in enumerate(files):
         try:
             with Image.open(path) as image:
-                image = image.convert("RGB")
+                image = ImageOps.exif_transpose(image).convert("RGB")  # upright, as a viewer shows it
                 if image.size != (image_size, image_size):
                     image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
                 images[i] = np.asarray(image)

@@ -53,7 +53,10 @@ class SharedStorageMissing(Exception):
 
 def check_address(address, timeout=5.0):
     """Fails within `timeout` seconds if nothing listens at host:port (Ray itself retries for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith("ray://"):
+        raise Unreachable(f"RAY_ADDRESS={address!r} is a Ray Client address, which the grid does not use; run the "
+                          "command on a node of the cluster with the head's address, like 10.0.0.1:6379")
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise Unreachable(f"RAY_ADDRESS={address!r} is not valid; give host:port of a Ray head node, like 10.0.0.1:6379")
     try:
@@ -71,7 +74,7 @@ def start(address, gpu_slots, cpu_slots):
     quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
         check_address(address)
-        ray.init(address=address.removeprefix("ray://"), **quiet)
+        ray.init(address=address, **quiet)
     else:
         if gpu_slots:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_slots)  # Ray hands these out, one per task

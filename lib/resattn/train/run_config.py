@@ -42,6 +42,9 @@ def resolve_run_config(raw):
     resolve_network(**model)
     recipe_name = raw.get("recipe", "seed_adam")
     recipe = resolve_recipe(recipe_name, **{key: raw[key] for key in RECIPE_KEYS if key in raw})
+    if recipe.early_stopping_patience and recipe.early_stopping_monitor == "val_accuracy" and not data["validation_split"]:
+        raise ValueError("early_stopping_monitor='val_accuracy' is not valid with validation_split=0 (no validation "
+                         "images: it would never stop); choose 'accuracy' or a validation_split > 0")
     return {"seed": seed, "recipe_name": recipe_name, "data": data, "model": model, "recipe": recipe}
 
 
