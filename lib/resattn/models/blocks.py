@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from keras import layers
 
 from resattn.models.attention import AttentionCombine, MaskActivation
+from resattn.models.batch_norm import BatchNormalization
 
 MASK_STRUCTURES = ("encoder_decoder", "local_conv")
 
@@ -71,7 +72,7 @@ def conv2d(x, filters, kernel_size, convention, stride=1, name=None):
 
 
 def bn_relu(x, convention, name):
-    x = layers.BatchNormalization(
+    x = BatchNormalization(
         momentum=convention.bn_momentum, epsilon=convention.bn_epsilon, name=f"{name}_bn"
     )(x)
     return layers.ReLU(name=f"{name}_relu")(x)

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from resattn.data.preprocessing import training_model
+from resattn.models.batch_norm import BatchNormalization
 from resattn.models.complexity import leaf_layers
 from resattn.models.networks import build_model
 from resattn.train.checkpoint import restore_checkpoint
@@ -20,6 +21,9 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
         model = training_model(network, recipe.preprocessing, x_train, seed, augment)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+    for layer in leaf_layers(model):
+        if isinstance(layer, BatchNormalization):
+            layer.fused = recipe.kernels == "fused"
     model.compile(
         optimizer=recipe.make_optimizer(len(x_train)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),

@@ -15,6 +15,9 @@ MONITORS = ("accuracy", "val_accuracy")
 # to learning_rate over warmup_epochs, then straight down to 0 at the schedule's last step.
 LR_SCHEDULES = ("drops", "warmup_linear")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# keras: Keras's own batch normalization; fused: TensorFlow's fused kernel in training (the same
+# formula, as accurate against float64: tests/test_batch_norm.py), on TensorFlow only.
+KERNELS = ("keras", "fused")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Recipe:
     # statistics and softmax) where the hardware computes bfloat16 natively: see compute_precision.
     precision: str = "auto"
     jit_compile: bool | str = "auto"  # XLA where it is faster: see compiles_with_xla
+    kernels: str = "keras"  # or fused: see KERNELS
     run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
     steps_per_execution: int | str = "auto"  # steps per call into the compiled graph: see execution_steps
     schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)
@@ -283,6 +287,7 @@ def _check(recipe):
         ("precision", PRECISIONS),
         ("lr_drop_unit", ("epoch", "iteration")),
         ("lr_schedule", LR_SCHEDULES),
+        ("kernels", KERNELS),
     ):
         if getattr(recipe, key) not in choices:
             bad(key, f"choose one of {choices}")
