@@ -94,3 +94,33 @@ def test_a_recipe_with_fused_kernels_trains_the_network_with_them():
         assert len(norms) > 50 and all(layer.fused == (kernels == "fused") for layer in norms)
         history = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
         assert np.isfinite(history["loss"][0])
+
+
+def test_a_recipes_bn_momentum_sets_every_batch_norm_layers_moving_average():
+    from resattn.train.model import new_training_model
+    from resattn.train.recipes import resolve_recipe
+
+    x = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
+    y = keras.utils.to_categorical(np.arange(16) % 10, 10)
+    options = {"family": "seed", "depth": 56, "num_classes": 10, "input_shape": (16, 16, 3)}
+
+    def norms_of(recipe):
+        keras.utils.set_random_seed(0)
+        model = new_training_model(options, recipe, x, seed=0)
+        return model, [layer for layer in model.layers[-1].layers if isinstance(layer, BatchNormalization)]
+
+    _, norms = norms_of(resolve_recipe("seed_adam", batch_size=16))
+    assert {layer.momentum for layer in norms} == {0.99}  # the seed's network keeps Keras's default
+    batch_means = []
+    for momentum in (None, 0.99, 0.5):
+        recipe = resolve_recipe("fast", batch_size=16, **({} if momentum is None else {"bn_momentum": momentum}))
+        model, norms = norms_of(recipe)
+        momentum = momentum or 0.9  # the fast recipe's own
+        assert {layer.momentum for layer in norms} == {momentum}
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # one step: moving mean = (1 - momentum) * batch mean
+        batch_means.append(np.asarray(norms[0].moving_mean) / (1 - momentum))
+    assert np.abs(batch_means[0]).max() > 0.01
+    np.testing.assert_allclose(batch_means[1], batch_means[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(batch_means[2], batch_means[0], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match=r"bn_momentum=1.0 is not valid; it must be a number in \[0, 1\) or null"):
+        resolve_recipe("fast", bn_momentum=1.0)

@@ -24,6 +24,8 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
     for layer in leaf_layers(model):
         if isinstance(layer, BatchNormalization):
             layer.fused = recipe.kernels == "fused"
+            if recipe.bn_momentum is not None:
+                layer.momentum = recipe.bn_momentum
     model.compile(
         optimizer=recipe.make_optimizer(len(x_train)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
