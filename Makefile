@@ -21,6 +21,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 #   PROFILE=full    full (as published), quick (a tenth of the schedule), fast (the 40-epoch fast recipe) or smoke
 #   CONFIGS=        only these configs: names or patterns, e.g. 'seed[123]-*' (unset: every config of the target)
 #   ALLOW_CPU=      1: start full or quick on a machine with no GPU (refused otherwise, with an estimate)
+#   FORCE=          1: train the selected runs again from scratch (each old run moved into its replaced/)
 #   RAY_ADDRESS=    host:port of a running Ray cluster to run the grid on (unset: Ray on this machine)
 #   RESULTS=        the results folder (default results/ for full, results/<profile>/ otherwise);
 #                   on a cluster, a path every node sees
@@ -30,11 +31,12 @@ JOBS ?= 1
 SEEDS ?=
 PROFILE ?= full
 CONFIGS ?=
+FORCE ?=
 RESULTS ?= $(if $(filter full,$(PROFILE)),results,results/$(PROFILE))
 REPRODUCE = $(BIN)/python -m resattn.suite.reproduce --data $(DATA) --gpus $(GPUS) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) \
 	$(if $(CONFIGS),--configs '$(CONFIGS)') \
 	--results $(RESULTS) \
-	$(if $(ALLOW_CPU),--allow-cpu) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
+	$(if $(ALLOW_CPU),--allow-cpu) $(if $(FORCE),--force) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
 .PHONY: reference-runs setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resattn.data.datasets import load_dataset
 from resattn.models.batch_norm import BatchNormalization
 from resattn.models.complexity import leaf_layers
-from resattn.train.model import restore_training_model
-from resattn.train.run_config import resolve_run_config
+from resattn.train.model import new_training_model
+from resattn.train.run_config import RunConfig
+from resattn.train.run_folder import restore_checkpoint
 
 
 def parse(argv=None):
@@ -44,12 +44,13 @@ def accuracy(model, images, labels, training, batch_size=250):
 def main(argv=None):
     args = parse(argv)
     state = json.loads((args.run_dir / "state.json").read_text())
-    resolved = resolve_run_config(state["config"])
-    seed, recipe = resolved["seed"], resolved["recipe"]
+    run_config = RunConfig.from_mapping(state["config"])
+    seed, recipe = run_config.seed, run_config.recipe
     keras.utils.set_random_seed(seed)
-    data = load_dataset(**resolved["data"], seed=seed)
-    options = {**resolved["model"], "num_classes": resolved["model"]["num_classes"] or data.num_classes}
-    model = restore_training_model(options, recipe, data.x_train, seed, args.run_dir / state["checkpoint"])
+    data = run_config.load_data()
+    options = {**run_config.model, "num_classes": run_config.model["num_classes"] or data.num_classes}
+    model = new_training_model(options, recipe, data.x_train, seed)
+    restore_checkpoint(model, args.run_dir / state["checkpoint"])
     images, labels = data.x_val[: args.images], data.y_val[: args.images]
     print(f"{args.run_dir.name}, epoch {state['epoch']}, {len(images)} validation images")
     print(f"  on the moving statistics:    {accuracy(model, images, labels, False):.1%}")

@@ -1,5 +1,5 @@
 """What a run's per-epoch checkpoint costs: Keras's `.keras` save against the arrays that
-`resattn.train.checkpoint` writes, for the same compiled training model, side by side.
+`RunFolder.save_checkpoint` writes, for the same compiled training model, side by side.
 
     [KERAS_BACKEND=jax] python bench/checkpoint.py [--depths 56,92,128,236,452] [--repeats 3]
 
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from resattn.train.checkpoint import checkpointed_variables, save_checkpoint
 from resattn.train.model import new_training_model
 from resattn.train.recipes import resolve_recipe
-from resattn.train.run_files import save_model
+from resattn.train.run_folder import RunFolder, checkpointed_variables, save_model
 
 
 def parse(argv=None):
@@ -43,7 +42,7 @@ def main(argv=None):
         options = {"family": "paper", "depth": depth, "num_classes": 10, "input_shape": (32, 32, 3)}
         model = new_training_model(options, resolve_recipe("paper"), images, seed=0)
         ways = {"keras": (lambda path: save_model(model, path), "model.keras"),
-                "arrays": (lambda path: save_checkpoint(model, path), "checkpoint.npz")}
+                "arrays": (lambda path: RunFolder(path.parent).save_checkpoint(model, 0), "checkpoint-0000.npz")}
         with tempfile.TemporaryDirectory() as folder:
             times = {name: [] for name in ways}
             for repeat in range(args.repeats + 1):

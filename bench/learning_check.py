@@ -62,7 +62,7 @@ def parse(argv):
 
 def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
     from resattn.train.loop import train
-    from resattn.train.run_files import read_json
+    from resattn.train.run_folder import read_json
 
     config = {"dataset": "image_folder", "data_dir": str(data_dir), "family": "seed", "depth": 56,
               "recipe": "seed_adam", "precision": precision, "seed": seed, "max_epochs": epochs}

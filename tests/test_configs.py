@@ -23,7 +23,7 @@ from resattn.suite.params import (
     run_config,
 )
 from resattn.train.recipes import resolve_recipe
-from resattn.train.run_config import RUN_CONFIG_KEYS, resolve_run_config
+from resattn.train.run_config import RUN_CONFIG_KEYS, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params"
@@ -119,7 +119,7 @@ def test_smoke_replaces_cifar_by_synthetic_images_of_as_many_classes():
     smoke = read_profile(PARAMS, "smoke")
     config = apply_profile({"dataset": "cifar100", "data_dir": "/data", "family": "seed"}, smoke)
     assert config["dataset"] == "synthetic" and config["synthetic_classes"] == 100 and "data_dir" not in config
-    assert resolve_run_config(config)["model"]["num_classes"] == 100
+    assert RunConfig.from_mapping(config).model["num_classes"] == 100
     folder = apply_profile({"dataset": "image_folder", "data_dir": "/data"}, smoke)
     assert folder["dataset"] == "image_folder" and folder["data_dir"] == "/data"
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from ray.cluster_utils import Cluster
 
-from resattn.train.run_files import read_json
+from resattn.train.run_folder import read_json
 from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resattn.train.run_files import read_json
+from resattn.train.run_folder import read_json
 from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,8 @@ from resattn.train.loop import epoch_order, fit_epochs, train
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import resolve_recipe
 from resattn.train.run_metrics import flip_accuracy
-from resattn.train.run_config import resolve_run_config
+from resattn.train.run_config import RunConfig
+from resattn.train.run_folder import RunFolder
 
 # A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
 QUICK = {
@@ -227,7 +228,7 @@ def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_weight_decay_penal
 
     def status(loss):
         state = {"epoch": 0, "status": "running", "history": [], "checkpoint": None, "early_stopping": {}}
-        recorder = EpochRecorder(tmp_path, state, resolve_recipe("seed_adam"), 3, lambda line: None)
+        recorder = EpochRecorder(RunFolder(tmp_path), state, resolve_recipe("seed_adam"), 3, lambda line: None)
         recorder.set_model(model)
         recorder.on_epoch_begin(0)
         recorder.on_epoch_end(0, {"loss": loss})
@@ -271,7 +272,7 @@ def test_recipes_are_the_published_ones():
     schedule = seed_sgd.learning_rate_schedule(40_000)  # 625 steps per epoch
     assert float(schedule(65 * 625 - 1)) == pytest.approx(0.1) and float(schedule(65 * 625)) == pytest.approx(0.01)
     assert resolve_recipe("seed_adam", learning_rate=3e-4, max_epochs=2).epochs_for(40_000) == 2
-    assert resolve_run_config({"recipe": "seed_adam"})["recipe"].early_stopping_monitor == "accuracy"
+    assert RunConfig.from_mapping({"recipe": "seed_adam"}).recipe.early_stopping_monitor == "accuracy"
 
 
 def test_weight_decay_adds_wd_times_w_to_the_gradient():
@@ -340,9 +341,8 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
     schedule's position) and the momentum as they were saved. load_model lost all three for
     float16 (a resumed run went to NaN). A `.keras` checkpoint, as runs wrote them before
     checkpoints became arrays, still resumes; arrays of another model are refused."""
-    from resattn.train.checkpoint import restore_checkpoint
     from resattn.train.epoch_recorder import EpochRecorder
-    from resattn.train.model import restore_training_model
+    from resattn.train.run_folder import restore_checkpoint
 
     recipe = resolve_recipe("seed_sgd", precision="float16")
     options = {"family": "paper", "depth": 56, "num_classes": 10, "input_shape": (16, 16, 3)}
@@ -352,14 +352,15 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
     model = new_training_model(options, recipe, images, seed=0)
     model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
     state = {"epoch": 1, "checkpoint": None, "history": []}
-    recorder = EpochRecorder(tmp_path, state, recipe, 2, log=lambda line: None)
+    recorder = EpochRecorder(RunFolder(tmp_path), state, recipe, 2, log=lambda line: None)
     recorder.set_model(model)
     recorder.save_checkpoint()
     assert state["checkpoint"] == "checkpoint-0001.npz"
     model.save(tmp_path / "checkpoint-0001.keras")
 
     for checkpoint in ("checkpoint-0001.npz", "checkpoint-0001.keras"):
-        restored = restore_training_model(options, recipe, images, 1, tmp_path / checkpoint)
+        restored = new_training_model(options, recipe, images, 1)
+        restore_checkpoint(restored, tmp_path / checkpoint)
         assert type(model.optimizer).__name__ == type(restored.optimizer).__name__ == "LossScaleOptimizer"
         assert int(restored.optimizer.iterations) == 2
         # In order: a second model in one process gets other layer names.

@@ -342,6 +342,25 @@ def load_image_folder(data_dir, image_size=32, limit=None, rng=None):
     return train, test, class_names
 
 
+def data_fingerprint(dataset, data_dir=None):
+    """The content of a dataset, as a short string that does not depend on where it lies: the
+    official archive's MD5 for CIFAR (which loading checks), a hash of an image folder's file
+    names and sizes (an archive of one: of what it extracts to), "synthetic" for synthetic data
+    (its options are the rest of a run's identity). Reads no image."""
+    if dataset in CIFAR:
+        return f"{CIFAR[dataset].archive} md5 {CIFAR[dataset].md5}"
+    if dataset != "image_folder":
+        return dataset
+    root = _image_folder_root(Path(data_dir))
+    listing = hashlib.sha256()
+    for part in ("train", "test"):
+        if (root / part).is_dir():
+            class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+            for path, _ in _class_files(root / part, class_names):
+                listing.update(f"{path.relative_to(root)} {path.stat().st_size}\n".encode())
+    return f"image folder {listing.hexdigest()[:16]}"
+
+
 def _image_folder_root(path):
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
         path = _extract_once(path)
@@ -362,7 +381,8 @@ def cache_dir():
 def _extract_once(archive):
     """Extracts an image-folder archive into the cache, once; an interrupted extraction is redone."""
     stat = archive.stat()
-    digest = hashlib.sha256(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    # By name, size and time, not path: an archive moved elsewhere is not extracted again.
+    digest = hashlib.sha256(f"{archive.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_dir() / "extracted" / f"{archive.name.split('.')[0]}-{digest}"
     if (target / ".complete").exists():
         return target

@@ -22,18 +22,18 @@ TIMED_STEPS = 3
 
 def training_images(effective):
     """The images a run trains on in all (its epochs times its steps times its batch)."""
-    from resattn.train.run_config import resolve_run_config
+    from resattn.train.run_config import RunConfig
 
-    resolved = resolve_run_config(effective)
-    data, recipe = resolved["data"], resolved["recipe"]
-    if data["dataset"] in CIFAR:
-        available = CIFAR[data["dataset"]].train_size
-    elif data["dataset"] == "synthetic":
-        available = data["synthetic_size"]
+    run_config = RunConfig.from_mapping(effective)
+    data, recipe = run_config.data, run_config.recipe
+    if data.dataset in CIFAR:
+        available = CIFAR[data.dataset].train_size
+    elif data.dataset == "synthetic":
+        available = data.synthetic_size
     else:
         available = 50_000  # an image folder is counted when it is read; CIFAR's size until then
-    available = min(available, data["limit"] or available)
-    train_size = available - round(available * data["validation_split"])
+    available = min(available, data.limit or available)
+    train_size = available - round(available * data.validation_split)
     steps = recipe.steps_per_epoch(train_size)
     return recipe.epochs_for(train_size) * steps * min(recipe.batch_size, train_size)
 
@@ -87,12 +87,12 @@ def measure(steps, timed):
     from resattn.models.complexity import count_multiply_adds
     from resattn.models.networks import build_model
 
-    macs = [count_multiply_adds(build_model(**resolve_step(step)["model"])) for step in steps]
+    macs = [count_multiply_adds(build_model(**resolve_step(step).model)) for step in steps]
     if not timed:
         return {"macs": macs}
-    resolved = resolve_step(steps[-1])
-    recipe, batch = resolved["recipe"], resolved["recipe"].batch_size
-    model, images, labels = step_model(resolved, batches=TIMED_STEPS)
+    run_config = resolve_step(steps[-1])
+    recipe, batch = run_config.recipe, run_config.recipe.batch_size
+    model, images, labels = step_model(run_config, batches=TIMED_STEPS)
     model.fit(images[:batch], labels[:batch], batch_size=batch, epochs=1, verbose=0)  # traces and compiles
     started = time.perf_counter()
     model.fit(images, labels, batch_size=batch, epochs=1, verbose=0)

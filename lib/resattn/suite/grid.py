@@ -8,9 +8,14 @@ with papermill into the run's folder, which every node must see at the same path
 
 - a worker or node that dies: Ray runs the task again elsewhere, and the run resumes from its
   last checkpoint (training resumes from state.json by itself);
+- a kernel that dies (the host's out-of-memory killer, a segfault, a GPU fault) or fails to
+  start (the port race of many kernels starting at once): retried, and the run resumes;
 - a notebook that fails (a Python error in the config): recorded in notebook-error.txt, not
-  retried;
-- a kernel that fails to start (the port race of many kernels starting at once): retried.
+  retried.
+
+A task holds its run folder's lock while its notebook runs (and lends it to the notebook's
+kernel), so a second grid, a notebook opened beside the grid or an orphan beside its retry is
+refused with one line instead of writing the same files.
 """
 
 import functools
@@ -33,7 +38,9 @@ STORAGE_CHECK = ".storage-check"
 # papermill's words when the kernel never came up: a start-up race, worth another try.
 KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond",
                          "ZMQError: Address already in use")
-RETRIES = 3  # after a dead worker or node, or a kernel that did not start
+# papermill's words when the kernel died under a running notebook: the run resumes on a retry.
+KERNEL_DEATHS = ("DeadKernelError", "Kernel died")
+RETRIES = 3  # after a dead worker, node or kernel, or a kernel that did not start
 # The lines of a run shown on the console (all of its output goes to its log.txt): the training's
 # progress and any error.
 PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
@@ -41,6 +48,10 @@ PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_s
 
 class KernelStartFailed(RuntimeError):
     """The notebook's kernel did not start; Ray retries the task."""
+
+
+class KernelDied(RuntimeError):
+    """The notebook's kernel died mid-run; Ray retries the task, which resumes the run."""
 
 
 class Unreachable(Exception):
@@ -193,29 +204,38 @@ def _notebook_task():
     no set order (the deepest networks, submitted first, started last in `make smoke`)."""
     import ray
 
-    return ray.remote(max_retries=RETRIES, retry_exceptions=[KernelStartFailed])(run_notebook)
+    return ray.remote(max_retries=RETRIES, retry_exceptions=[KernelStartFailed, KernelDied])(run_notebook)
 
 
 def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
-    """The task: runs the train notebook into `run_dir`; returns whether it completed (a failure's
-    error is in the run's notebook-error.txt, its node in config.json)."""
-    import ray
+    """The task: runs the train notebook into `run_dir`, holding the folder's lock; returns
+    whether it completed (a failure's error is in the run's notebook-error.txt, its node in
+    config.json)."""
+    from resattn.train.run_folder import RunFolderBusy, hold_lock
 
+    say = _sayer(lines)
+    try:
+        with hold_lock(run_dir) as token:
+            return _run_locked_notebook(name, Path(run_dir), parameters, notebooks_dir, uses_gpus, say, token)
+    except RunFolderBusy as error:
+        say(f"[{name}] FAILED: {error}")
+        return False
+
+
+def _run_locked_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, say, token):
     from resattn.suite.preflight import last_error
+    from resattn.train.run_folder import lend_lock
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     node = node_name()
     devices = os.environ.get("CUDA_VISIBLE_DEVICES", "") if uses_gpus else "-1"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "RESATTN_DEVICE": "gpu" if uses_gpus else "cpu",
-           "RESATTN_NODE": node}
+           "RESATTN_NODE": node, **lend_lock(run_dir, token)}
     (run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
     command = [
         sys.executable, "-m", "papermill", str(Path(notebooks_dir) / TRAIN_NOTEBOOK), str(run_dir / TRAIN_NOTEBOOK),
         "-f", str(run_dir / "parameters.yaml"), "--cwd", notebooks_dir, "--log-output", "--no-progress-bar",
     ]
     where = f"GPU {devices}" if uses_gpus else "CPU"
-    say = _sayer(lines)
     say(f"[{name}] start on node {node}, {where}")
     output = []
     with open(run_dir / "log.txt", "a") as log:
@@ -237,6 +257,9 @@ def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
     if any(words in text for words in KERNEL_START_FAILURES):
         say(f"[{name}] the kernel did not start; trying again")
         raise KernelStartFailed(last_error(text))
+    if any(words in text for words in KERNEL_DEATHS):
+        say(f"[{name}] the kernel died; trying again, from the run's last epoch")
+        raise KernelDied(last_error(text))
     error = last_error(text)
     (run_dir / ERROR_FILE).write_text(f"the notebook stopped (exit {process.returncode}); see log.txt\n{error}\n")
     say(f"[{name}] FAILED: {error}")

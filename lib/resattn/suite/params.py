@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from resattn.data.datasets import CIFAR
-from resattn.train.run_config import RUN_CONFIG_KEYS, resolve_run_config
+from resattn.train.run_config import RUN_CONFIG_KEYS, RunConfig
 
 SUBSETS = ("all", "seed", "paper")
 PROFILE_FOLDER = "profiles"
@@ -147,7 +147,7 @@ def check_params_file(path, notebook, profile=None, data_dir=None):
     config = apply_data_source(config, data_dir)
     effective = run_config(notebook_parameters(notebook) | config, profile or {})
     try:
-        resolve_run_config(effective)
+        RunConfig.from_mapping(effective)
     except ValueError as error:
         raise ParamsError(f"{path}: {error}") from error
     return config, effective

@@ -100,25 +100,25 @@ def _child_step(key, env):
 
 
 def resolve_step(step):
-    """A step config resolved as a run of synthetic images: {"data", "model", "recipe", ...}."""
-    from resattn.train.run_config import resolve_run_config
+    """A step config as the RunConfig of a run of synthetic images."""
+    from resattn.train.run_config import RunConfig
 
-    return resolve_run_config({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
+    return RunConfig.from_mapping({**step, "dataset": "synthetic", "synthetic_classes": step["num_classes"]})
 
 
-def step_model(resolved, batches=1):
-    """The training model a run of `resolved` builds, and `batches` batches of random uint8
+def step_model(run_config, batches=1):
+    """The training model a run of `run_config` builds, and `batches` batches of random uint8
     images with labels to fit it on."""
     import keras
     import numpy as np
 
     from resattn.train.model import new_training_model
 
-    recipe, side, classes = resolved["recipe"], resolved["data"]["image_size"], resolved["model"]["num_classes"]
+    recipe, side, classes = run_config.recipe, run_config.data.image_size, run_config.model["num_classes"]
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(0, 256, size=(recipe.batch_size * batches, side, side, 3), dtype=np.uint8)
     labels = keras.utils.to_categorical(np.arange(len(images)) % classes, classes)
-    return new_training_model(resolved["model"], recipe, images, seed=0), images, labels
+    return new_training_model(run_config.model, recipe, images, seed=0), images, labels
 
 
 def one_step(step):
@@ -129,9 +129,9 @@ def one_step(step):
     from resattn.train.recipes import check_device
 
     check_device()
-    resolved = resolve_step(step)
-    recipe = resolved["recipe"]
-    model, images, labels = step_model(resolved)
+    run_config = resolve_step(step)
+    recipe = run_config.recipe
+    model, images, labels = step_model(run_config)
     loss = model.fit(images, labels, batch_size=recipe.batch_size, epochs=1, verbose=0).history["loss"][-1]
     if not np.isfinite(loss):
         raise FloatingPointError(f"the first step's loss is {loss}")

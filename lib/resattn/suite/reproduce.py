@@ -32,7 +32,8 @@ from resattn.suite.params import (
     read_profile,
 )
 from resattn.suite.preflight import last_error, run_preflight
-from resattn.train.run_files import ENDED, jsonable, read_json
+from resattn.train.run_config import RunConfig
+from resattn.train.run_folder import RunFolder, RunFolderBusy, plan_run
 
 RESULTS_NOTEBOOK = "results.ipynb"
 
@@ -110,15 +111,24 @@ def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds, confi
 
 
 def is_finished(job):
-    """A run that needs nothing more: finished training with this very config, notebook done."""
-    state = read_json(job.run_dir / "state.json") or {}
-    metrics = read_json(job.run_dir / "metrics.json") or {}
+    """A run that needs nothing more: its folder's run is this one (`plan_run`, the rule the run
+    itself follows) and done, its notebook executed."""
     return (
-        metrics.get("status") in ENDED
-        and state.get("config") == jsonable(job.effective)
+        plan_run(RunFolder(job.run_dir), RunConfig.from_mapping(job.effective)).action == "serve"
         and (job.run_dir / TRAIN_NOTEBOOK).exists()
         and not (job.run_dir / ERROR_FILE).exists()
     )
+
+
+def move_aside(jobs):
+    """FORCE: every job's run folder emptied into its replaced/ before the grid, so each trains
+    from scratch (a retried task then resumes its own run, not a forced restart)."""
+    for job in jobs:
+        folder = RunFolder(job.run_dir)
+        with folder.lock():
+            moved = folder.move_aside()
+        if moved:
+            print(f"force: {job.name}: its previous run is in {moved}", flush=True)
 
 
 def find_gpus(environ=os.environ):
@@ -203,6 +213,8 @@ def main(argv=None):
     parser.add_argument("--results-only", action="store_true", help="only rebuild the results notebook and summary")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="start the full or quick profile on a machine with no GPU (it prints how long it would take)")
+    parser.add_argument("--force", action="store_true",
+                        help="train every selected run again from scratch (each old run is moved into its folder's replaced/)")
     parser.add_argument("--no-preflight", dest="preflight", action="store_false",
                         help="skip the first training step of every network before the grid")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None,
@@ -236,7 +248,7 @@ def main(argv=None):
             print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
                   file=sys.stderr)
             return 1
-        except (Refused, grid.SharedStorageMissing) as error:
+        except (Refused, grid.SharedStorageMissing, RunFolderBusy) as error:
             if str(error):
                 print(f"error: {error}", file=sys.stderr)
             return 2
@@ -254,6 +266,8 @@ def main(argv=None):
 def _run_all(jobs, results_dir, args, slots):
     for job in jobs:
         job.run_dir = results_dir / job.name
+    if args.force:
+        move_aside(jobs)
     # Deepest first: the longest runs start early instead of finishing last on one slot.
     pending = sorted((job for job in jobs if not is_finished(job)), key=lambda job: -job.effective.get("depth", 0))
     print(

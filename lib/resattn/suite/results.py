@@ -17,7 +17,7 @@ import pandas as pd
 from resattn.suite.params import list_params_files, read_mapping
 from resattn.suite.reported import PAPER_ERRORS, PAPER_TABLES, SEED_RESULTS, paper_errors, seed_figures
 from resattn.train.recipes import RECIPES
-from resattn.train.run_files import ENDED, SUCCEEDED, read_json
+from resattn.train.run_folder import SUCCEEDED, RunFolder, read_json
 
 SEED_TITLE = "Seed: accuracy and time per epoch (FACTS section 1)"
 TIMING_COLUMNS = ("s/epoch", "seed's s/epoch (T4)", "seconds_per_epoch")
@@ -58,18 +58,13 @@ def _run_row(name, run, config):
     state = read_json(run / "state.json") or {}
     recorded = read_json(run / "config.json") or {}
     row = {"config": name, "run": run.name, "seed": recorded.get("seed", config.get("seed", 0))}
+    row["status"] = RunFolder(run).status()
     error_file = run / "notebook-error.txt"
     if error_file.exists():
         lines = error_file.read_text().strip().splitlines()
-        row.update(status="failed", error=lines[-1] if lines else "(no message)")
+        row["error"] = lines[-1] if lines else "(no message)"
     elif metrics.get("status") == "failed":
-        row.update(status="failed", error=metrics.get("error"))
-    elif metrics.get("status") in ENDED:
-        row["status"] = metrics["status"]
-    elif state:
-        row["status"] = "interrupted"
-    else:
-        row["status"] = "not started"
+        row["error"] = metrics.get("error")
     row["epochs"] = metrics.get("epochs", state.get("epoch"))
     # A run with no test images (an image folder with train/ only) is measured on its held-out
     # validation images, at its last epoch, and says so.

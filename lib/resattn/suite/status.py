@@ -3,23 +3,21 @@
     python -m resattn.suite.status [--results results] [--params params]     (or: make status)
 
 Reads only the runs' files, so it works while the grid runs (on any node that sees the results
-folder) and after. A run is `running` while its log grew within the last few epochs' time,
-`interrupted` when it stopped without ending (the next `make reproduce-all` resumes it).
+folder) and after. A run is `running` while a process holds its folder's lock or its log grew within the last few
+epochs' time, `interrupted` when it stopped without ending (the next `make reproduce-all`
+resumes it): `RunFolder.status`.
 """
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
-from resattn.suite.grid import ERROR_FILE
 from resattn.suite.params import ParamsError, list_params_files
 from resattn.suite.results import config_runs
-from resattn.train.run_files import ENDED, read_json
+from resattn.suite.estimate import duration
+from resattn.train.run_folder import ENDED, RunFolder, seconds_per_epoch
 
-STALE_EPOCHS = 3  # a run whose log is quiet for this many epochs (10 minutes at least) is not running
-STALE_SECONDS = 600
 
 
 def run_folders(results_dir, params_dir):
@@ -33,30 +31,20 @@ def run_folders(results_dir, params_dir):
 
 
 def run_status(run_dir, now=None):
-    """One run's state as a dict: status, epoch, epochs, node, seconds_per_epoch, remaining (s)."""
-    now = time.time() if now is None else now
-    state = read_json(run_dir / "state.json") or {}
-    metrics = read_json(run_dir / "metrics.json") or {}
-    record = read_json(run_dir / "config.json") or {}
-    history = state.get("history", [])
-    steady = [row["seconds"] for row in history if not row.get("warmup")] or [row["seconds"] for row in history]
-    seconds = sum(steady) / len(steady) if steady else None
+    """One run's state as a dict: status (RunFolder.status; an ended run as "done (...)"), epoch,
+    epochs, node, seconds_per_epoch, remaining (s)."""
+    folder = RunFolder(run_dir)
+    state, record = folder.state() or {}, folder.record() or {}
+    seconds = seconds_per_epoch(state.get("history", []))
     epochs = record.get("epochs")
     row = {"run": run_dir.name, "epoch": state.get("epoch", 0), "epochs": epochs, "node": record.get("node"),
            "seconds_per_epoch": seconds, "remaining": None}
-    if (run_dir / ERROR_FILE).exists() or metrics.get("status") == "failed":
-        return {**row, "status": "failed"}
-    if metrics.get("status") in ENDED:
-        return {**row, "status": f"done ({metrics['status']})"}
-    log = run_dir / "log.txt"
-    if not log.exists():
-        return {**row, "status": "not started"}
-    quiet = now - log.stat().st_mtime
-    if quiet > max(STALE_SECONDS, STALE_EPOCHS * (seconds or 0)):
-        return {**row, "status": "interrupted"}
-    if seconds and epochs:
+    status = folder.status(now)
+    if status in ENDED:
+        return {**row, "status": f"done ({status})"}
+    if status == "running" and seconds and epochs:
         row["remaining"] = max(epochs - row["epoch"], 0) * seconds
-    return {**row, "status": "running"}
+    return {**row, "status": status}
 
 
 def grid_status(results_dir, params_dir, now=None):
@@ -100,12 +88,7 @@ def summary_line(rows, now=None):
     if remaining is None:
         return f"{len(rows)} runs: {text}"
     end = time.strftime("%Y-%m-%d %H:%M", time.localtime(now + remaining))
-    return f"{len(rows)} runs: {text}; the grid ends in about {_duration(remaining)} (around {end})"
-
-
-def _duration(seconds):
-    hours = seconds / 3600
-    return f"{hours:.1f} hours" if hours >= 1 else f"{math.ceil(seconds / 60)} minutes"
+    return f"{len(rows)} runs: {text}; the grid ends in about {duration(remaining)} (around {end})"
 
 
 def main(argv=None):

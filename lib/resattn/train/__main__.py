@@ -34,18 +34,18 @@ def main(argv=None):
     from resattn.data.datasets import DataError
     from resattn.train.recipes import DeviceError
     from resattn.train.loop import train
-    from resattn.train.run_config import resolve_run_config
-    from resattn.train.run_files import SUCCEEDED
+    from resattn.train.run_config import RunConfig
+    from resattn.train.run_folder import SUCCEEDED, RunFolderBusy
 
     try:
         config = parse_config(args.sources)
-        resolve_run_config(config)
+        RunConfig.from_mapping(config)
     except (ValueError, OSError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         metrics = train(config, args.run_dir, force=args.force, log=lambda line: print(line, flush=True))
-    except (DataError, DeviceError) as error:  # bad input, like a bad config: its message says it all
+    except (DataError, DeviceError, RunFolderBusy) as error:  # bad input, like a bad config: its message says it all
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0 if metrics and metrics.get("status") in SUCCEEDED else 1

@@ -8,8 +8,7 @@ import time
 
 import keras
 
-from resattn.train.checkpoint import checkpoint_name, save_checkpoint
-from resattn.train.run_files import atomic_write, write_json
+from resattn.train.run_folder import atomic_write
 from resattn.train.run_metrics import figure, finite
 from resattn.train.tensorboard_log import TensorBoardLog
 
@@ -27,12 +26,12 @@ class EpochRecorder(keras.callbacks.Callback):
     Also applies early stopping (its counters live in the state) and stops a run whose loss is
     not finite or far above chance's (DIVERGED_OVER_CHANCE)."""
 
-    def __init__(self, run_dir, state, recipe, epochs, log, learning_rate=None):
+    def __init__(self, folder, state, recipe, epochs, log, learning_rate=None):
         super().__init__()
-        self.run_dir, self.state, self.recipe, self.epochs, self.log = run_dir, state, recipe, epochs, log
+        self.folder, self.state, self.recipe, self.epochs, self.log = folder, state, recipe, epochs, log
         self.learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
         self.warmup = True
-        self.tensorboard = TensorBoardLog(run_dir)
+        self.tensorboard = TensorBoardLog(folder.path)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -90,17 +89,15 @@ class EpochRecorder(keras.callbacks.Callback):
         return False
 
     def save_checkpoint(self):
-        previous = self.state["checkpoint"]
-        name = checkpoint_name(self.state["epoch"])
-        save_checkpoint(self.model, self.run_dir / name)
-        self.state["checkpoint"] = name
+        """The checkpoint, then the state naming it, each on disk, and only then the older
+        checkpoint deleted: whenever the process dies, state.json names a whole checkpoint."""
+        self.state["checkpoint"] = self.folder.save_checkpoint(self.model, self.state["epoch"])
         self.save_state()
-        if previous and previous != name:
-            (self.run_dir / previous).unlink(missing_ok=True)
+        self.folder.remove_checkpoints(keep=self.state["checkpoint"])
 
     def save_state(self):
-        write_json(self.run_dir / "state.json", self.state)
-        write_history(self.run_dir / "history.csv", self.state["history"])
+        self.folder.write_json("state.json", self.state)
+        write_history(self.folder.path / "history.csv", self.state["history"])
 
 
 def _progress_line(row, epochs):

@@ -1,101 +1,102 @@
-"""One run: check its run config, load data, train with a recipe epoch by epoch, measure, save.
-What it writes is listed in `run_files`; a run killed at any moment resumes from its last epoch."""
+"""One run, top to bottom: check its config, take its folder, decide whether it starts, resumes
+or is done, load the data, build or restore the model, train epoch by epoch, measure, save.
+What it writes is listed in `run_folder`; a run killed at any moment resumes from its last epoch."""
 
-from pathlib import Path
+from dataclasses import replace
 
 import keras
 import numpy as np
 
-from resattn.data.datasets import load_dataset
 from resattn.models.complexity import count_parameters
 from resattn.train.epoch_recorder import EpochRecorder
-from resattn.train.model import apply_weight_decay, new_training_model, restore_training_model
+from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import check_device
-from resattn.train.run_config import resolve_run_config
-from resattn.train.run_files import ENDED, jsonable, read_json, save_model, write_json
+from resattn.train.run_config import RunConfig
+from resattn.train.run_folder import RunFolder, jsonable, plan_run, restore_checkpoint, save_model
 from resattn.train.run_metrics import run_metrics, summary_line
-from resattn.train.run_record import run_record
+from resattn.train.run_record import record_start, run_record
 
 
 def train(raw_config, run_dir, force=False, log=print, dataset=None):
     """Trains one config into `run_dir`, resuming a killed run; returns the metrics dict.
 
-    A finished run (completed, early stopped or diverged) is not retrained unless `force`.
-    `dataset`: the config's data if the caller has loaded it already (`load_run_data`).
+    A finished run is served as it is unless `force`; a folder that holds another run (another
+    network, recipe, data content, seed...) has that run moved aside into `replaced/` first.
+    `dataset`: the config's data if the caller has loaded it already (`RunConfig.load_data`).
     """
-    run_dir = Path(run_dir)
-    resolved = resolve_run_config(raw_config)
+    config = RunConfig.from_mapping(raw_config)  # a bad key or value stops here, before any data is read
     check_device()
-    state = read_json(run_dir / "state.json")
-    changed = bool(state) and state.get("config") != jsonable(raw_config)
-    if state and state["status"] in ENDED and not force:
-        metrics = read_json(run_dir / "metrics.json")
-        if metrics and metrics["status"] == state["status"]:
-            log(f"{run_dir}: already {state['status']} after {state['epoch']} epochs; pass force to retrain")
-            return metrics
-        if not changed:
-            log(f"{run_dir}: {state['status']} after {state['epoch']} epochs, but its model and figures were not "
-                f"written; writing them from {state['checkpoint']}")
-    if force or changed:
-        if state and not force:
-            log(f"{run_dir}: the config changed since the last run; starting again")
-        state = None
-        for stale in run_dir.glob("checkpoint-*"):
-            stale.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _train(resolved, raw_config, run_dir, state, log, dataset)
-    except Exception as error:
-        write_json(run_dir / "metrics.json", {"status": "failed", "error": f"{type(error).__name__}: {error}"})
-        raise
+    folder = RunFolder(run_dir)
+    with folder.lock():
+        plan = plan_run(folder, config, force)
+        if plan.reason:
+            log(plan.reason)
+        if plan.action == "serve":
+            return folder.metrics()
+        if plan.action == "replace":
+            moved = folder.move_aside()
+            if moved:
+                log(f"the previous run's files are in {moved}")
+        try:
+            return _run(config, folder, log, dataset)
+        except Exception as error:
+            folder.write_json("metrics.json", {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+            raise
 
 
-def _train(resolved, raw_config, run_dir, state, log, dataset):
-    seed, recipe = resolved["seed"], resolved["recipe"]
-    keras.utils.set_random_seed(seed)
+def _run(config, folder, log, dataset):
+    keras.utils.set_random_seed(config.seed)
+    state = folder.state() or {"epoch": 0, "status": "running", "history": [], "checkpoint": None,
+                               "early_stopping": {"best": None, "wait": 0}}
+    state.update(identity=jsonable(config.identity()), config=jsonable(config.raw))  # moved data: where it is now
+    # A resumed run keeps the precision it started with, whatever this machine's `auto` would pick.
+    precision = state.setdefault("execution", {}).setdefault("precision", config.recipe.compute_precision())
+    recipe = replace(config.recipe, precision=precision)
+
+    # Data
     if dataset is None:
-        dataset = load_dataset(**resolved["data"], seed=seed)
-    model_options = {**resolved["model"], "num_classes": resolved["model"]["num_classes"] or dataset.num_classes}
+        dataset = config.load_data()
+    log(f"data: {dataset.summary()}")
+    model_options = {**config.model, "num_classes": config.model["num_classes"] or dataset.num_classes}
     if model_options["num_classes"] != dataset.num_classes:
         raise ValueError(f"num_classes={model_options['num_classes']} but {dataset.name} has {dataset.num_classes} classes")
-    log(f"data: {dataset.summary()}")
     train_size = len(dataset.x_train)
-    epochs = recipe.epochs_for(train_size)
-    steps = recipe.steps_per_epoch(train_size)
-    if state:
-        checkpoint = run_dir / state["checkpoint"]
-        model = restore_training_model(model_options, recipe, dataset.x_train, seed, checkpoint)
-        log(f"resuming from epoch {state['epoch']} ({checkpoint.name}): {type(model.optimizer).__name__} at step "
-            f"{int(model.optimizer.iterations)}")
-    else:
-        model = new_training_model(model_options, recipe, dataset.x_train, seed)
-        state = {"config": jsonable(raw_config), "epoch": 0, "status": "running", "history": [], "checkpoint": None}
-        state["early_stopping"] = {"best": None, "wait": 0}
-    network = model.layers[-1]
-    apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model
-    config = run_record(resolved, raw_config, model_options, dataset, epochs, steps)
-    write_json(run_dir / "config.json", config)
-
+    epochs, steps = recipe.epochs_for(train_size), recipe.steps_per_epoch(train_size)
     # Capped epochs train on the same fixed subset each epoch (the split is already shuffled):
     # Keras would carry its batch iterator over from one capped epoch to the next instead.
-    x_train, y_train = dataset.x_train[: steps * recipe.batch_size], dataset.y_train[: steps * recipe.batch_size]
-    y_train = keras.utils.to_categorical(y_train, dataset.num_classes)
+    x_train = dataset.x_train[: steps * recipe.batch_size]
+    y_train = keras.utils.to_categorical(dataset.y_train[: steps * recipe.batch_size], dataset.num_classes)
     validation = None
     if len(dataset.x_val):
         validation = (dataset.x_val, keras.utils.to_categorical(dataset.y_val, dataset.num_classes))
-    recorder = EpochRecorder(run_dir, state, recipe, epochs, log, recipe.learning_rate_schedule(train_size))
+
+    # Model: new, or restored from the last checkpoint with its optimizer's step and slots
+    model = new_training_model(model_options, recipe, dataset.x_train, config.seed)
+    if state["checkpoint"]:
+        restore_checkpoint(model, folder.path / state["checkpoint"])
+        log(f"resuming from epoch {state['epoch']} ({state['checkpoint']}): {type(model.optimizer).__name__} at "
+            f"step {int(model.optimizer.iterations)}, {recipe.compute_precision()}")
+    network = model.layers[-1]
+    apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model
+    record = run_record(config, recipe, model_options, dataset, epochs, steps)
+    folder.write_json("config.json", record_start(record, folder.record(), state["epoch"]))
+
+    # Training, one epoch at a time; the recorder checkpoints after each
+    recorder = EpochRecorder(folder, state, recipe, epochs, log, recipe.learning_rate_schedule(train_size))
     if state["status"] == "running" and state["epoch"] < epochs:
         log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
             f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
-        fit_epochs(model, x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, seed=seed,
+        fit_epochs(model, x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, seed=config.seed,
                    first_epoch=state["epoch"], validation=validation, callbacks=[recorder])
     if state["status"] == "running":
         state["status"] = "completed"
     recorder.save_state()
+
+    # Outputs
     if state["status"] != "diverged":
-        save_model(model, run_dir / "model.keras")
-    metrics = run_metrics(model, network, dataset, state, config)
-    write_json(run_dir / "metrics.json", metrics)
+        save_model(model, folder.path / "model.keras")
+    metrics = run_metrics(model, network, dataset, state, record)
+    folder.write_json("metrics.json", metrics)
     log(summary_line(metrics))
     return metrics
 

@@ -8,7 +8,6 @@ from resattn.data.preprocessing import training_model
 from resattn.models.batch_norm import BatchNormalization
 from resattn.models.complexity import leaf_layers
 from resattn.models.networks import build_model
-from resattn.train.checkpoint import restore_checkpoint
 
 def new_training_model(model_options, recipe, x_train, seed, augment=True):
     """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
@@ -35,15 +34,6 @@ def new_training_model(model_options, recipe, x_train, seed, augment=True):
         steps_per_execution=recipe.execution_steps(),
     )
     build_training_state(model, x_train)
-    return model
-
-
-def restore_training_model(model_options, recipe, x_train, seed, checkpoint):
-    """A checkpoint's model and optimizer state (step, slots, loss scale) in a model compiled
-    as a new run's is (`load_model` restored a float16 run's optimizer without its loss-scale
-    wrapper, and so without its step and momentum)."""
-    model = new_training_model(model_options, recipe, x_train, seed)
-    restore_checkpoint(model, checkpoint)
     return model
 
 

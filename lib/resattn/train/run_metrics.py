@@ -6,14 +6,13 @@ import keras
 import numpy as np
 
 from resattn.models.complexity import count_multiply_adds, count_parameters
+from resattn.train.run_folder import seconds_per_epoch
 
 
 def run_metrics(model, network, dataset, state, config):
     history = state["history"]
-    seconds = [row["seconds"] for row in history]
     val = [row["val_accuracy"] for row in history if finite(row["val_accuracy"])]
-    steady = [row["seconds"] for row in history if not row.get("warmup")] or seconds
-    mean_seconds = float(np.mean(steady)) if steady else math.nan
+    mean_seconds = seconds_per_epoch(history) or math.nan
     steps = config["steps_per_epoch"]
     images_per_epoch = min(len(dataset.x_train), steps * config["recipe"]["batch_size"])
     metrics = {
@@ -23,7 +22,7 @@ def run_metrics(model, network, dataset, state, config):
         "final_val_accuracy": val[-1] if val else None,
         "test_loss": None,
         "test_accuracy": None,
-        # The seed's measure, the mean over epochs after the first, and after a resume's first too.
+        # The seed's measure: the mean over epochs after the first, and after a resume's first too.
         "seconds_per_epoch": mean_seconds,
         "images_per_second": images_per_epoch / mean_seconds if mean_seconds else None,
         "parameters": count_parameters(network),

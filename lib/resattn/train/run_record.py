@@ -3,23 +3,26 @@
 import os
 import platform
 import sys
+import time
+from dataclasses import asdict
 
 import keras
 import numpy as np
 
 from resattn.models.networks import resolve_network
-from resattn.train.run_files import jsonable
+from resattn.train.run_folder import jsonable
 
-def run_record(resolved, raw_config, model_options, dataset, epochs, steps):
+def run_record(config, recipe, model_options, dataset, epochs, steps):
+    """config.json: the run config resolved, the data, the network, and this start's machine."""
     return {
-        "config": jsonable(raw_config),
-        "seed": resolved["seed"],
-        "recipe_name": resolved["recipe_name"],
-        "recipe": resolved["recipe"].to_dict(),
-        # What the recipe's "auto" settings resolved to on this machine.
-        "execution": {"precision": resolved["recipe"].compute_precision(), "xla": resolved["recipe"].compiles_with_xla(),
-                      "steps_per_execution": resolved["recipe"].execution_steps()},
-        "data": {**resolved["data"], "classes": dataset.class_names, "train_size": len(dataset.x_train),
+        "config": jsonable(config.raw),
+        "seed": config.seed,
+        "recipe_name": config.recipe_name,
+        "recipe": recipe.to_dict(),
+        # What the recipe's "auto" settings resolved to (precision: at the run's first start).
+        "execution": {"precision": recipe.compute_precision(), "xla": recipe.compiles_with_xla(),
+                      "steps_per_execution": recipe.execution_steps()},
+        "data": {**jsonable(asdict(config.data)), "classes": dataset.class_names, "train_size": len(dataset.x_train),
                  "val_size": len(dataset.x_val), "noisy_labels": dataset.noisy_labels},
         "model": jsonable(resolve_network(**model_options)),
         "epochs": epochs,
@@ -38,6 +41,20 @@ def run_record(resolved, raw_config, model_options, dataset, epochs, steps):
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "command": " ".join(sys.argv),
     }
+
+
+START_KEYS = ("node", "processor", "device", "visible_devices", "execution", "versions")
+
+
+def record_start(record, previous, first_epoch):
+    """`record` with every start of the run so far (time, first epoch, machine, execution), so a
+    run resumed on another machine says which epochs ran where; the top-level keys are this start's."""
+    starts = list((previous or {}).get("starts", []))
+    if previous and not starts:  # a record written before starts were kept: its one start
+        starts.append({"first_epoch": 0, **{key: previous.get(key) for key in START_KEYS}})
+    starts.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "first_epoch": first_epoch,
+                   **{key: record[key] for key in START_KEYS}})
+    return {**record, "starts": starts}
 
 
 def backend_version():
