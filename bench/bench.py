@@ -38,6 +38,7 @@ from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
 from resattn.models.complexity import count_multiply_adds
 from resattn.models.networks import build_model
 from resattn.train.model import build_training_state, new_training_model
+from resattn.train.devices import processor
 from resattn.train.recipes import resolve_recipe
 from resattn.train.run_record import backend_version
 
@@ -271,7 +272,7 @@ def _device():
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU(s)" if gpus else (platform.processor() or platform.machine())
+    return f"{len(gpus)} GPU(s)" if gpus else processor()
 
 
 if __name__ == "__main__":

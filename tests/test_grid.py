@@ -43,7 +43,6 @@ def unshare_works():
     return shutil.which("unshare") and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
 def test_a_ray_client_address_is_refused_with_one_line():
     from resattn.suite import grid
 
@@ -51,18 +50,16 @@ def test_a_ray_client_address_is_refused_with_one_line():
         grid.check_address("ray://10.0.0.1:10001")
 
 
-def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(tmp_path):
-    """The second node runs in a mount namespace of its own with an empty tmpfs over the results
-    folder: on this one machine it sees another folder at the same path, as a node without the
-    shared filesystem would."""
-    write_params(tmp_path, {"a": LONG})
-    results = tmp_path / "results"
-    results.mkdir()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+def grid_with_a_node_that_cannot_see(tmp_path, hidden_folder, **cluster_args):
+    """Runs the grid on a cluster whose second node runs in a mount namespace of its own with an
+    empty tmpfs over `hidden_folder`: on this one machine it sees another folder at the same
+    path, as a node without the shared filesystem would. Returns (the finished command, the
+    head node's id)."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, **cluster_args})
     head = cluster.head_node.node_id[:8]
     hidden = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
-         str(results), str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
+         str(hidden_folder), str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
          "--num-cpus", "1", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -75,13 +72,54 @@ def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(t
         hidden.terminate()
         hidden.wait(timeout=60)
         cluster.shutdown()
+    return done, head
+
+
+@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
+def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(tmp_path):
+    write_params(tmp_path, {"a": LONG})
+    results = tmp_path / "results"
+    results.mkdir()
+    done, head = grid_with_a_node_that_cannot_see(tmp_path, results)
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, done.stderr
     assert "cannot use the results folder" in errors[0] and "a shared filesystem" in errors[0]
-    print(errors[0])
     assert errors[0].startswith("error: node ") and head not in errors[0]  # the node named is the one that cannot see it
     assert "start on node" not in done.stdout and not (results / "a").exists()
+
+
+@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
+def test_a_node_that_cannot_see_the_data_is_named_and_nothing_trains(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "data" / "images"
+    for label in range(2):
+        (images / "train" / f"class{label}").mkdir(parents=True)
+        for index in range(4):
+            Image.new("RGB", (16, 16), (label * 200, index * 40, 0)).save(images / "train" / f"class{label}" / f"{index}.png")
+    write_params(tmp_path, {"a": f"dataset: image_folder\ndata_dir: {images}\n" + LONG})
+    done, head = grid_with_a_node_that_cannot_see(tmp_path, tmp_path / "data")
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: node ") and head not in errors[0], done.stderr
+    assert f"cannot see the data at {images}; every node must see it at the same path" in errors[0]
+    assert "start on node" not in done.stdout and not (tmp_path / "results" / "a").exists()
+
+
+def test_a_node_offering_a_gpu_its_backend_cannot_see_is_named_before_the_grid(tmp_path):
+    """A node that declares a GPU (as a node whose driver or CUDA build broke still does)."""
+    write_params(tmp_path, {"a": LONG})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
+    try:
+        done = subprocess.run(reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True,
+                              text=True, timeout=600)
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: node ") and "sees no GPU" in errors[0], done.stderr
+    assert "start on node" not in done.stdout and not (tmp_path / "results" / "a").exists()
 
 
 @pytest.fixture
@@ -132,7 +170,7 @@ def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other
 
 
 def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_listed():
-    from resattn.suite.reproduce import devices_in_listing, find_gpus
+    from resattn.train.devices import devices_in_listing, find_gpus
 
     assert find_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]  # a scheduler's allocation, kept
     assert find_gpus({"CUDA_VISIBLE_DEVICES": "MIG-5d5ba0d6"}) == ["MIG-5d5ba0d6"]

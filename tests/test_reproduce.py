@@ -45,10 +45,11 @@ def reproduce(tmp_path, env=None, **popen):
 
 def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_skipped(tmp_path):
     """Also: the first kernel to start fails to; its run is tried again, a Python error is not."""
-    missing_folder = tmp_path / "no-such-images"
+    no_classes = tmp_path / "no-classes"
+    (no_classes / "train").mkdir(parents=True)
     write_params(tmp_path, {
         "a-good": GOOD,
-        "b-broken": f"dataset: image_folder\ndata_dir: {missing_folder}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
+        "b-broken": f"dataset: image_folder\ndata_dir: {no_classes}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
     })
     results = tmp_path / "results"
 
@@ -56,7 +57,7 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     assert first.returncode == 1, first.stdout + first.stderr
     assert "2 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
     assert "estimate: skipped: no run trains more than 16 images" in first.stdout  # the quick profile's test has one
-    assert "[b-broken] FAILED: " in first.stdout and str(missing_folder) in first.stdout
+    assert "[b-broken] FAILED: " in first.stdout and str(no_classes) in first.stdout
     assert "1 config(s) failed: b-broken" in first.stdout
     retried = "] the kernel did not start; trying again"
     assert first.stdout.count(retried) == 1, first.stdout
@@ -203,3 +204,90 @@ def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_pat
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight: ")]
     assert len(errors) == 1 and "this run was given GPU 0 but " in errors[0] and errors[0].endswith("affects a-good")
     assert "start on GPU" not in done.stdout and not list((tmp_path / "results").glob("*/state.json"))
+
+
+def test_a_relative_data_dir_is_read_from_the_folder_the_command_runs_in(tmp_path):
+    """papermill starts each kernel in notebooks/: a relative path must not be read from there."""
+    from PIL import Image
+
+    for label in range(2):
+        folder = tmp_path / "work" / "images" / "train" / f"class{label}"
+        folder.mkdir(parents=True)
+        for index in range(8):
+            Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")
+    config = "dataset: image_folder\ndata_dir: images\nfamily: paper\ndepth: 56\nmax_epochs: 1\n"
+    write_params(tmp_path, {"a-relative": config, "b-missing": config.replace("data_dir: images", "data_dir: nowhere")})
+    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"),
+               "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "cpu", "--no-preflight"]
+    refused = subprocess.run([*command, "--results", str(tmp_path / "results")], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path / "work")
+    assert refused.returncode == 2 and not (tmp_path / "results").exists()
+    assert f"b-missing.yaml: data_dir={tmp_path / 'work' / 'nowhere'} does not exist (a relative data_dir is read " \
+           f"from the folder the command runs in, {tmp_path / 'work'})" in refused.stderr
+    (tmp_path / "params" / "b-missing.yaml").unlink()
+    done = subprocess.run([*command, "--results", str(tmp_path / "results")], capture_output=True, text=True,
+                          timeout=900, cwd=tmp_path / "work")
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = read_json(tmp_path / "results" / "a-relative" / "config.json")
+    assert record["data"]["data_dir"] == str(tmp_path / "work" / "images") and record["data"]["train_size"] == 12
+
+
+def kernel_of(run_dir):
+    """The pid of the notebook kernel writing `run_dir` (the grid lends it the folder's lock)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"ipykernel_launcher" in command and f"RESATTN_RUN_LOCK={run_dir.resolve()} ".encode() in environment:
+            return int(entry.name)
+    return None
+
+
+def test_a_kernel_killed_mid_run_is_retried_and_the_run_resumes_from_its_last_epoch(tmp_path):
+    """As the host's out-of-memory killer would: SIGKILL to the kernel alone, the grid left running."""
+    write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 8")})
+    run_dir = tmp_path / "results" / "long"
+    driver = reproduce(tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while (read_json(run_dir / "state.json") or {}).get("epoch", 0) < 1:
+        assert driver.poll() is None, driver.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    kernel = kernel_of(run_dir)
+    assert kernel is not None
+    os.kill(kernel, signal.SIGKILL)
+    output, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, output
+    assert "[long] the kernel died; trying again, from the run's last epoch" in output
+    assert "[long] resuming from epoch " in output
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, 9))
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"
+    assert not (run_dir / "notebook-error.txt").exists()
+
+
+def test_a_changed_config_is_trained_again_and_force_retrains_a_finished_one_keeping_the_old_runs(tmp_path):
+    write_params(tmp_path, {"a-good": GOOD})
+    run_dir = tmp_path / "results" / "a-good"
+    assert reproduce(tmp_path).returncode == 0
+    first = read_json(run_dir / "metrics.json")
+    (tmp_path / "params" / "a-good.yaml").write_text(GOOD + "label_noise: 0.5\n")
+    changed = reproduce(tmp_path)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "0 finished already (skipped), 1 to run" in changed.stdout
+    assert "data.label_noise: 0.0 -> 0.5" in (run_dir / "log.txt").read_text()
+    assert read_json(run_dir / "state.json")["identity"]["data.label_noise"] == 0.5
+    skipped = reproduce(tmp_path)
+    assert "1 finished already (skipped), 0 to run" in skipped.stdout
+    forced = subprocess.run(
+        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
+         str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "cpu",
+         "--no-preflight", "--force"], capture_output=True, text=True, timeout=900)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "force: a-good: its previous run is in " in forced.stdout and "0 finished already (skipped), 1 to run" in forced.stdout
+    replaced = sorted((run_dir / "replaced").iterdir())
+    assert len(replaced) == 2 and read_json(replaced[0] / "metrics.json") == first
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"

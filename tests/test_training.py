@@ -297,7 +297,7 @@ def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
 
 
 def test_auto_steps_per_execution_is_32_on_a_gpu_and_1_elsewhere():
-    from resattn.train.recipes import has_gpu
+    from resattn.train.devices import has_gpu
 
     assert resolve_recipe("paper").execution_steps() == (32 if has_gpu() else 1)
     assert resolve_recipe("paper", steps_per_execution=8).execution_steps() == 8
@@ -379,7 +379,7 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
 
 
 def test_a_run_given_a_gpu_it_cannot_see_stops_with_one_line(tmp_path):
-    from resattn.train.recipes import has_gpu
+    from resattn.train.devices import has_gpu
 
     if has_gpu():
         pytest.skip("this machine has a GPU")
@@ -430,3 +430,14 @@ def test_every_epoch_visits_the_images_in_its_own_order_fixed_by_seed_and_epoch(
     assert orders == [list(epoch_order(0, epoch, 32)[::8]) for epoch in range(3)]
     assert batch_order(1, 3, seed=0) == orders[1:]  # a resumed run sees the same batches
     assert batch_order(0, 1, seed=1) != orders[:1]
+
+
+def test_the_command_line_without_a_dataset_is_refused_rather_than_training_on_synthetic_images(tmp_path):
+    args = [f"{key}={value}" for key, value in QUICK.items() if key != "dataset"]
+    done = subprocess.run([sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 2 and errors == [
+        "error: no dataset given; add dataset=... (one of cifar10, cifar100, image_folder, synthetic) to the command "
+        "line or the params file"]
+    assert not (tmp_path / "run").exists()

@@ -41,6 +41,7 @@ KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel d
 # papermill's words when the kernel died under a running notebook: the run resumes on a retry.
 KERNEL_DEATHS = ("DeadKernelError", "Kernel died")
 RETRIES = 3  # after a dead worker, node or kernel, or a kernel that did not start
+LOCK_WAIT = 120  # seconds a retried task waits for its first try's process to let go of the run folder
 # The lines of a run shown on the console (all of its output goes to its log.txt): the training's
 # progress and any error.
 PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
@@ -60,6 +61,14 @@ class Unreachable(Exception):
 
 class SharedStorageMissing(Exception):
     """A node cannot write and read the results folder."""
+
+
+class DataMissing(Exception):
+    """A node cannot see the runs' data."""
+
+
+class DeviceMissing(Exception):
+    """A node offers a GPU that its backend cannot see."""
 
 
 def check_address(address, timeout=5.0):
@@ -110,33 +119,38 @@ def alive_nodes():
     return [node for node in ray.nodes() if node["Alive"]]
 
 
-def check_shared_storage(results_dir):
-    """Every node writes a file in `results_dir` and reads the driver's; the driver reads theirs.
-    Raises SharedStorageMissing naming the first node that cannot."""
+def on_every_node(function, *args, gpu=False):
+    """Runs `function(*args)` once on every live node (on one of its GPUs with `gpu`, on nodes
+    that have one); returns {"address name id": its result}."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    probes = {}
+    for node in alive_nodes():
+        if gpu and not node["Resources"].get("GPU"):
+            continue
+        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        remote = ray.remote(num_cpus=0, num_gpus=1 if gpu else 0, max_retries=0)(function)
+        where = f"{node['NodeManagerAddress']} {node['NodeName']} {node['NodeID'][:8]}"
+        probes[where] = remote.options(scheduling_strategy=strategy).remote(*args)
+    return {where: ray.get(reference, timeout=300) for where, reference in probes.items()}
+
+
+def check_shared_storage(results_dir):
+    """Every node writes a file in `results_dir` and reads the driver's; the driver reads theirs.
+    Raises SharedStorageMissing naming the first node that cannot."""
     folder = Path(results_dir).resolve() / STORAGE_CHECK
     folder.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     (folder / f"driver-{token}").write_text(token)
-    probes = {}
-    for node in alive_nodes():
-        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-        probe = ray.remote(num_cpus=0, max_retries=0)(_storage_probe)
-        where = f"{node['NodeManagerAddress']} {node['NodeName']} {node['NodeID'][:8]}"
-        probes[(where, node["NodeID"])] = probe.options(scheduling_strategy=strategy).remote(str(folder), token)
     try:
-        for (where, node_id), reference in probes.items():
-            problem = ray.get(reference, timeout=120)
-            if not problem and (folder / f"node-{token}-{node_id}").read_text() != token:
-                problem = f"the driver cannot read what it wrote in {folder}"
+        for where, (problem, node_id) in on_every_node(_storage_probe, str(folder), token).items():
+            if not problem and not (folder / f"node-{token}-{node_id}").exists():
+                raise SharedStorageMissing(f"node {where} wrote into {folder.parent} but the driver cannot see it; "
+                                           "every node must see the results folder at the same path (a shared filesystem)")
             if problem:
                 raise SharedStorageMissing(f"node {where} cannot use the results folder {folder.parent}: {problem}; "
                                            "every node must see it at the same path (a shared filesystem)")
-    except FileNotFoundError:
-        raise SharedStorageMissing(f"node {where} wrote into {folder.parent} but the driver cannot see it; "
-                                   "every node must see the results folder at the same path (a shared filesystem)") from None
     finally:
         for path in folder.glob(f"*-{token}*"):
             path.unlink(missing_ok=True)
@@ -146,13 +160,48 @@ def _storage_probe(folder, token):
     import ray
 
     folder = Path(folder)
+    node_id = ray.get_runtime_context().get_node_id()
     try:
         if (folder / f"driver-{token}").read_text() != token:
-            return f"it reads something else than the driver wrote in {folder}"
-        (folder / f"node-{token}-{ray.get_runtime_context().get_node_id()}").write_text(token)
+            return f"it reads something else than the driver wrote in {folder}", node_id
+        (folder / f"node-{token}-{node_id}").write_text(token)
     except OSError as error:
-        return f"{type(error).__name__}: {error}"
-    return None
+        return f"{type(error).__name__}: {error}", node_id
+    return None, node_id
+
+
+def check_data_on_nodes(paths, downloaded):
+    """Every node looks for each of the runs' data `paths` (as the driver resolved them). Raises
+    DataMissing naming the first node and path it cannot see; `downloaded`: the driver fetched
+    them into its own cache (DATA=keras)."""
+    for where, missing in on_every_node(_missing_paths, sorted(str(path) for path in paths)).items():
+        if missing:
+            how = (" (DATA=keras downloads the archives on this machine only: give DATA=<a folder of them that every "
+                   "node sees>)" if downloaded else "")
+            raise DataMissing(f"node {where} cannot see the data at {missing[0]}; every node must see it at the same "
+                              f"path (a shared filesystem){how}")
+
+
+def _missing_paths(paths):
+    return [path for path in paths if not Path(path).exists()]
+
+
+def check_gpus_on_nodes():
+    """Every node that offers GPUs starts the backend on one of them, as a run there would
+    (RESATTN_DEVICE=gpu): a node whose backend cannot see its GPU is named before the grid,
+    instead of failing every run it is given. Raises DeviceMissing."""
+    for where, problem in on_every_node(_device_probe, gpu=True).items():
+        if problem:
+            raise DeviceMissing(f"node {where}: {problem}")
+
+
+def _device_probe():
+    from resattn.suite.preflight import last_error
+
+    command = [sys.executable, "-c", "from resattn.train.devices import check_device; check_device()"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "RESATTN_DEVICE": "gpu"})
+    return None if done.returncode == 0 else last_error(done.stdout + done.stderr)
 
 
 def console_queue():
@@ -170,7 +219,7 @@ def remote_preflight(jobs, uses_gpus):
     on the kind of device a run gets; returns its failure lines, printing its progress."""
     import ray
 
-    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**_run_resources(uses_gpus)).remote(jobs))
+    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**_run_resources(uses_gpus)).remote(jobs, uses_gpus))
     for line in lines:
         print(line, flush=True)
     return failures
@@ -181,11 +230,13 @@ def _run_resources(uses_gpus):
     return {"num_gpus": 1, "num_cpus": 1} if uses_gpus else {"num_cpus": 1}
 
 
-def _preflight(jobs):
+def _preflight(jobs, uses_gpus):
     from resattn.suite.preflight import run_preflight
 
     lines = []
-    failures = run_preflight(jobs, [None], lambda slot: dict(os.environ), echo=lines.append)
+    # On a GPU, as a run there: stopped if the backend cannot see it (check_device).
+    device = {"RESATTN_DEVICE": "gpu"} if uses_gpus else {}
+    failures = run_preflight(jobs, [None], lambda slot: {**os.environ, **device}, echo=lines.append)
     return failures, lines
 
 
@@ -215,7 +266,7 @@ def run_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, lines):
 
     say = _sayer(lines)
     try:
-        with hold_lock(run_dir) as token:
+        with hold_lock(run_dir, wait=LOCK_WAIT) as token:
             return _run_locked_notebook(name, Path(run_dir), parameters, notebooks_dir, uses_gpus, say, token)
     except RunFolderBusy as error:
         say(f"[{name}] FAILED: {error}")

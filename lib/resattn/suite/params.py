@@ -10,19 +10,13 @@ import fnmatch
 import json
 from pathlib import Path
 
-import yaml
-
 from resattn.data.datasets import CIFAR
-from resattn.train.run_config import RUN_CONFIG_KEYS, RunConfig
+from resattn.train.run_config import RUN_CONFIG_KEYS, ParamsError, RunConfig, read_mapping
 
 SUBSETS = ("all", "seed", "paper")
 PROFILE_FOLDER = "profiles"
 # Parameters of train.ipynb that say how to run, not what: never in a params file.
 RUN_PARAMETERS = ("profile", "params_dir", "run_dir", "force")
-
-
-class ParamsError(ValueError):
-    """A config that must not run; the message names the file, the key and the valid names."""
 
 
 def list_params_files(params_dir, subset="all", configs=None):
@@ -42,20 +36,6 @@ def list_params_files(params_dir, subset="all", configs=None):
             raise ParamsError(f"configs={pattern!r} matches no config of subset {subset!r}; choose among "
                               f"{', '.join(path.stem for path in paths)}")
     return [path for path in paths if any(fnmatch.fnmatchcase(path.stem, pattern) for pattern in patterns)]
-
-
-def read_mapping(path):
-    """A YAML file that must hold a mapping (an empty file is an empty mapping)."""
-    path = Path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML: {error}".splitlines()[0]) from error
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ParamsError(f"{path}: a params file must be a mapping of keys to values")
-    return loaded
 
 
 def profile_names(params_dir):
@@ -98,7 +78,7 @@ def apply_data_source(config, data_dir):
     if data_dir is None or config.get("dataset") not in CIFAR:
         return config
     if not is_image_folder(data_dir):
-        return {**config, "data_dir": str(data_dir)}
+        return {**config, "data_dir": str(Path(data_dir).resolve())}
     if config["dataset"] != "cifar10":
         raise ParamsError(f"data={data_dir} is an image folder, which stands for CIFAR-10 only; this "
                           f"{config['dataset']} config needs a folder of the official archives (or configs=... without it)")
@@ -145,6 +125,11 @@ def check_params_file(path, notebook, profile=None, data_dir=None):
     if unknown:
         raise ParamsError(f"{path}: unknown key {unknown[0]!r}; valid names: {', '.join(valid_keys)}")
     config = apply_data_source(config, data_dir)
+    if config.get("data_dir") is not None:
+        config = {**config, "data_dir": str(Path(config["data_dir"]).resolve())}  # papermill's kernel runs in notebooks/
+        if not Path(config["data_dir"]).exists():
+            raise ParamsError(f"{path}: data_dir={config['data_dir']} does not exist (a relative data_dir is read "
+                              f"from the folder the command runs in, {Path.cwd()})")
     effective = run_config(notebook_parameters(notebook) | config, profile or {})
     try:
         RunConfig.from_mapping(effective)

@@ -126,7 +126,7 @@ def one_step(step):
     images; returns what ran. Raises whatever the step raises."""
     import numpy as np
 
-    from resattn.train.recipes import check_device
+    from resattn.train.devices import check_device
 
     check_device()
     run_config = resolve_step(step)

@@ -32,6 +32,7 @@ from resattn.suite.params import (
     read_profile,
 )
 from resattn.suite.preflight import last_error, run_preflight
+from resattn.train.devices import device_slots, slot_environment
 from resattn.train.run_config import RunConfig
 from resattn.train.run_folder import RunFolder, RunFolderBusy, plan_run
 
@@ -112,12 +113,13 @@ def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds, confi
 
 def is_finished(job):
     """A run that needs nothing more: its folder's run is this one (`plan_run`, the rule the run
-    itself follows) and done, its notebook executed."""
-    return (
-        plan_run(RunFolder(job.run_dir), RunConfig.from_mapping(job.effective)).action == "serve"
-        and (job.run_dir / TRAIN_NOTEBOOK).exists()
-        and not (job.run_dir / ERROR_FILE).exists()
-    )
+    itself follows) and done, its notebook executed. Data that cannot be read is the run's to
+    report: it is not finished."""
+    try:
+        plan = plan_run(RunFolder(job.run_dir), RunConfig.from_mapping(job.effective))
+    except DataError:
+        return False
+    return plan.action == "serve" and (job.run_dir / TRAIN_NOTEBOOK).exists() and not (job.run_dir / ERROR_FILE).exists()
 
 
 def move_aside(jobs):
@@ -129,55 +131,6 @@ def move_aside(jobs):
             moved = folder.move_aside()
         if moved:
             print(f"force: {job.name}: its previous run is in {moved}", flush=True)
-
-
-def find_gpus(environ=os.environ):
-    """The devices a grid may use, one slot each: those a scheduler already gave this process
-    (CUDA_VISIBLE_DEVICES: indices or UUIDs, kept as given), else what `nvidia-smi -L` lists."""
-    given = environ.get("CUDA_VISIBLE_DEVICES")
-    if given is not None:
-        devices = [device.strip() for device in given.split(",") if device.strip()]
-        return [] if devices in ([], ["-1"], ["NoDevFiles"]) else devices
-    try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return devices_in_listing(listing.stdout)
-
-
-def devices_in_listing(text):
-    """The slots of an `nvidia-smi -L` listing: each GPU by its index, except that a GPU split
-    into MIG devices gives one slot per MIG device, by its UUID (a CUDA process sees only one)."""
-    gpus = []  # [index, [MIG UUIDs]]
-    for line in text.splitlines():
-        if line.startswith("GPU "):
-            gpus.append([line.split(":")[0].removeprefix("GPU ").strip(), []])
-        elif line.strip().startswith("MIG ") and gpus and "(UUID: " in line:
-            gpus[-1][1].append(line.split("(UUID: ")[1].rstrip(")").strip())
-    return [device for index, migs in gpus for device in (migs or [index])]
-
-
-def device_slots(gpus, jobs):
-    """One slot per GPU or MIG device (CUDA_VISIBLE_DEVICES for its run), or `jobs` CPU slots."""
-    if gpus == "auto":
-        found = find_gpus()
-        return found or [None] * jobs
-    if gpus == "cpu":
-        return ["-1"] * jobs
-    slots = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
-    if not slots or not all(slot.isdigit() or slot.startswith(("GPU-", "MIG-")) for slot in slots):
-        raise ParamsError(f"gpus={gpus!r} is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs "
-                          "(GPU-..., MIG-... as nvidia-smi -L lists them)")
-    return slots
-
-
-def slot_environment(slot):
-    """The environment of a process that runs on `slot` (a GPU index, "-1" for the CPU, None: as is)."""
-    env = dict(os.environ)
-    if slot is not None:
-        env["CUDA_VISIBLE_DEVICES"] = slot
-        env["RESATTN_DEVICE"] = "cpu" if slot == "-1" else "gpu"  # a GPU run stops if it cannot see one
-    return env
 
 
 def run_results(notebooks_dir, results_dir, params_dir, echo=print):
@@ -221,7 +174,7 @@ def main(argv=None):
                         help="host:port of a running Ray cluster (default: $RAY_ADDRESS; unset: Ray on this machine)")
     args = parser.parse_args(argv)
     results_dir = results_root(args.results, args.profile)
-    data_dir = None if args.data in ("", "keras") else Path(args.data)
+    data_dir = None if args.data in ("", "keras") else Path(args.data).resolve()  # runs start in notebooks/
     try:
         if args.jobs < 1:
             raise ParamsError(f"jobs={args.jobs} is not valid; it must be an integer >= 1")
@@ -248,7 +201,7 @@ def main(argv=None):
             print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
                   file=sys.stderr)
             return 1
-        except (Refused, grid.SharedStorageMissing, RunFolderBusy) as error:
+        except (Refused, grid.SharedStorageMissing, grid.DataMissing, grid.DeviceMissing, RunFolderBusy) as error:
             if str(error):
                 print(f"error: {error}", file=sys.stderr)
             return 2
@@ -282,6 +235,10 @@ def _run_all(jobs, results_dir, args, slots):
         uses_gpus = grid.start(args.ray_address, gpu_slots, len(slots))
         try:
             grid.check_shared_storage(results_dir)
+            grid.check_data_on_nodes({job.effective["data_dir"] for job in pending if job.effective.get("data_dir")},
+                                     downloaded=args.data in ("", "keras"))
+            if uses_gpus:
+                grid.check_gpus_on_nodes()
             print(f"ray: {len(grid.alive_nodes())} node(s) at {args.ray_address}; the estimate is skipped (the "
                   "cluster's devices are not this machine's): `make status` estimates the end as runs go", flush=True)
             if args.preflight:

@@ -13,7 +13,7 @@ import yaml
 
 
 def parse_config(sources):
-    from resattn.suite.params import read_mapping
+    from resattn.train.run_config import read_mapping
 
     config = {}
     for source in sources:
@@ -31,14 +31,17 @@ def main(argv=None):
     parser.add_argument("--run-dir", required=True, help="where the run's files go")
     parser.add_argument("--force", action="store_true", help="retrain a finished run from scratch")
     args = parser.parse_args(argv)
-    from resattn.data.datasets import DataError
-    from resattn.train.recipes import DeviceError
+    from resattn.data.datasets import DATASETS, DataError
+    from resattn.train.devices import DeviceError
     from resattn.train.loop import train
     from resattn.train.run_config import RunConfig
     from resattn.train.run_folder import SUCCEEDED, RunFolderBusy
 
     try:
         config = parse_config(args.sources)
+        if "dataset" not in config:  # the library's default is synthetic images, the notebook's CIFAR-10
+            raise ValueError(f"no dataset given; add dataset=... (one of {', '.join(DATASETS)}) to the "
+                             "command line or the params file")
         RunConfig.from_mapping(config)
     except (ValueError, OSError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,12 +2,12 @@
 overridable field by field."""
 
 import math
-import os
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 
 from resattn.data.preprocessing import PREPROCESSINGS
+from resattn.train.devices import has_gpu, native_bfloat16
 
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("accuracy", "val_accuracy")
@@ -204,59 +204,6 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
-
-
-def has_gpu():
-    """Whether this backend computes on a GPU."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.devices()[0].platform == "gpu"
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    return False
-
-
-def check_device():
-    """Stops a process that was given a GPU (RESATTN_DEVICE=gpu: the grid sets it with
-    CUDA_VISIBLE_DEVICES) when this backend sees none: it would train on the CPU instead, for
-    weeks, while the console said GPU."""
-    if os.environ.get("RESATTN_DEVICE") == "gpu" and not has_gpu():
-        raise DeviceError(
-            f"this run was given GPU {os.environ.get('CUDA_VISIBLE_DEVICES', '?')} but {keras.backend.backend()} sees no"
-            " GPU (a CPU-only build, or no driver): run `make setup` on a machine where nvidia-smi works, or GPUS=cpu"
-        )
-
-
-class DeviceError(RuntimeError):
-    """A run asked for a device that the backend cannot see."""
-
-
-def native_bfloat16():
-    """Whether this backend's device computes bfloat16 natively (see Recipe.compute_precision)."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        return device.platform == "gpu" and float(getattr(device, "compute_capability", 0)) >= 8.0
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
-    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next((set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")), set())
-    except OSError:  # not Linux
-        return set()
 
 
 FIELDS = tuple(field.name for field in fields(Recipe))

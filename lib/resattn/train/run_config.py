@@ -3,12 +3,33 @@ checked and split into its data, network and recipe parts before anything is rea
 run's identity: what it trains, not where its files lie."""
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
 
 from resattn.data.datasets import CIFAR, check_data_options, data_fingerprint, load_dataset
 from resattn.models.networks import KEYWORDS as NETWORK_KEYS
 from resattn.models.networks import resolve_network
 from resattn.train.recipes import FIELDS as RECIPE_KEYS
 from resattn.train.recipes import Recipe, resolve_recipe
+
+
+class ParamsError(ValueError):
+    """A config that must not run; the message names the file, the key and the valid names."""
+
+
+def read_mapping(path):
+    """A params file: YAML that must hold a mapping (an empty file is an empty mapping)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}".splitlines()[0]) from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ParamsError(f"{path}: a params file must be a mapping of keys to values")
+    return loaded
 
 
 @dataclass(frozen=True)

@@ -220,19 +220,26 @@ class RunFolder:
 
 
 @contextmanager
-def hold_lock(folder):
+def hold_lock(folder, wait=0.0):
     """The lock of run folder `folder`, held by this process while the block runs; yields the
-    token that a child process can be lent it with (`lend_lock`)."""
+    token that a child process can be lent it with (`lend_lock`). `wait`: seconds to wait for a
+    holder to let go (a retried task whose first try's process is still dying)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 4096, 0).decode(errors="replace").split("\n")[0].strip() or "another process"
-            raise RunFolderBusy(f"{folder} is being written by {holder}; one run folder takes one writer: "
-                                "wait for it to end or stop it") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                holder = os.pread(descriptor, 4096, 0).decode(errors="replace").split("\n")[0].strip() or "another process"
+                raise RunFolderBusy(f"{folder} is being written by {holder}; one run folder takes one writer: "
+                                    "wait for it to end or stop it") from None
         token = uuid.uuid4().hex
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} on {platform.node()}\n{token}\n".encode(), 0)

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from resattn.models.networks import resolve_network
+from resattn.train.devices import backend_devices, processor
 from resattn.train.run_folder import jsonable
 
 def run_record(config, recipe, model_options, dataset, epochs, steps):
@@ -34,7 +35,7 @@ def run_record(config, recipe, model_options, dataset, epochs, steps):
             "backend_version": backend_version(),
             "numpy": np.__version__,
         },
-        "device": _device(),
+        "device": backend_devices(),
         "processor": processor(),
         # Set by the grid's task (Ray's node); a run started by hand records its host.
         "node": os.environ.get("RESATTN_NODE") or platform.node(),
@@ -62,27 +63,3 @@ def backend_version():
     backend = keras.backend.backend()
     module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
     return getattr(module, "__version__", "unknown")
-
-
-def processor():
-    """The CPU's model name (/proc/cpuinfo; the platform's word elsewhere): figures differ between
-    processors of one machine kind (an AMD EPYC with AVX-512, an Intel Xeon with AMX)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
-def _device():
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return [str(device) for device in jax.devices()]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [device.name for device in tf.config.list_logical_devices()]
-    return [platform.processor() or platform.machine()]
