@@ -37,8 +37,8 @@ from scipy import ndimage
 from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
 from resattn.models.complexity import count_multiply_adds
 from resattn.models.networks import build_model
-from resattn.train.model import build_training_state, new_training_model
 from resattn.train.devices import processor
+from resattn.train.model import build_training_state, new_training_model
 from resattn.train.recipes import resolve_recipe
 from resattn.train.run_record import backend_version
 

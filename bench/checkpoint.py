@@ -41,8 +41,8 @@ def main(argv=None):
     for depth in (int(depth) for depth in args.depths.split(",")):
         options = {"family": "paper", "depth": depth, "num_classes": 10, "input_shape": (32, 32, 3)}
         model = new_training_model(options, resolve_recipe("paper"), images, seed=0)
-        ways = {"keras": (lambda path: save_model(model, path), "model.keras"),
-                "arrays": (lambda path: RunFolder(path.parent).save_checkpoint(model, 0), "checkpoint-0000.npz")}
+        ways = {"keras": (lambda path, model=model: save_model(model, path), "model.keras"),
+                "arrays": (lambda path, model=model: RunFolder(path.parent).save_checkpoint(model, 0), "checkpoint-0000.npz")}
         with tempfile.TemporaryDirectory() as folder:
             times = {name: [] for name in ways}
             for repeat in range(args.repeats + 1):

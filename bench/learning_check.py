@@ -74,8 +74,8 @@ def run_stock(dataset, precision, seed, epochs):
     import keras
     import numpy as np
 
-    from resattn.models.networks import build_model
     from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+    from resattn.models.networks import build_model
     from resattn.train.loop import fit_epochs
 
     keras.utils.set_random_seed(seed)

@@ -106,7 +106,7 @@ def test_crafted_pickle_is_refused_without_running_code(tmp_path):
 def write_image_folder(root, classes=("cat", "dog"), per_class=6, size=(40, 30), test=True):
     rng = np.random.default_rng(0)
     for split in ("train", "test") if test else ("train",):
-        for label, name in enumerate(classes):
+        for name in classes:
             folder = root / split / name
             folder.mkdir(parents=True)
             for i in range(per_class):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from ray.cluster_utils import Cluster
+from tiny_grid import write_params
 
 from resattn.train.run_folder import read_json
-from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 6\n"
@@ -118,7 +118,7 @@ def test_a_node_offering_a_gpu_its_backend_cannot_see_is_named_before_the_grid(t
         cluster.shutdown()
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith(f"error: node ") and "sees no GPU" in errors[0], done.stderr
+    assert len(errors) == 1 and errors[0].startswith("error: node ") and "sees no GPU" in errors[0], done.stderr
     assert "start on node" not in done.stdout and not (tmp_path / "results" / "a").exists()
 
 

@@ -1,4 +1,4 @@
-"""The families against FACTS: parameter counts, multiply-adds, depths, wiring and bad input."""
+"""The families against docs/sources.md: parameter counts, multiply-adds, depths, wiring and bad input."""
 
 import keras
 import numpy as np

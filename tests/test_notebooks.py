@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-
 from nbval_tolerance import numbers_agree
 from notebook_tree import ORDER, make_tree
 

@@ -4,7 +4,14 @@ import keras
 import numpy as np
 import pytest
 
-from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD, RandomShift, preprocessing_layers, training_model
+from resattn.data.preprocessing import (
+    SEED_MEAN,
+    SEED_SHIFT,
+    SEED_STD,
+    RandomShift,
+    preprocessing_layers,
+    training_model,
+)
 
 
 def images(n=6, side=16, seed=0):

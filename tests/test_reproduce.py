@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_grid import write_params
 
 from resattn.train.run_folder import read_json
-from tiny_grid import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 2\n"

@@ -21,9 +21,9 @@ from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.loop import epoch_order, fit_epochs, train
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import resolve_recipe
-from resattn.train.run_metrics import flip_accuracy
 from resattn.train.run_config import RunConfig
 from resattn.train.run_folder import RunFolder
+from resattn.train.run_metrics import flip_accuracy
 
 # A 56-layer paper network on 16x16 synthetic images: small enough for CPU tests.
 QUICK = {

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-# FACTS section 1: the seed's per-channel statistics on the 0..255 scale.
+# docs/sources.md, section 1: the seed's per-channel statistics on the 0..255 scale.
 SEED_MEAN = (125.3, 123.0, 113.9)
 SEED_STD = (63.0, 62.1, 66.7)
 SEED_SHIFT = 0.15

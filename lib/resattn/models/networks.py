@@ -53,7 +53,7 @@ class Family:
 
 
 FAMILIES = {
-    # The seed's CIFAR network, FACTS section 2.
+    # The seed's CIFAR network, docs/sources.md, section 2.
     "seed": Family(
         convention=SEED,
         stem="seed",
@@ -240,7 +240,7 @@ def build_model(family="seed", depth=56, weights=None, **options):
 
 
 def _seed_published_stage(x, stage, module):
-    """The seed's Attention-92 as published (FACTS section 2), kept to reproduce its config 4.
+    """The seed's Attention-92 as published (docs/sources.md, section 2), kept to reproduce its config 4.
 
     Stage 2: the second module reads the stage's residual unit again, so the first module's
     output is discarded and drops out of the graph. Stage 3: the two extra modules use the

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import keras
 
-from resattn.models.pretrained import MANIFEST, WEIGHTS_DIR, PretrainedWeights, read_arrays, read_manifest, sha256, write_weights
+from resattn.models.pretrained import (
+    MANIFEST,
+    WEIGHTS_DIR,
+    PretrainedWeights,
+    read_arrays,
+    read_manifest,
+    sha256,
+    write_weights,
+)
 from resattn.train.run_config import load_run_data
 
 TOLERANCE = 0.001  # accuracy, as a fraction: 0.1 point

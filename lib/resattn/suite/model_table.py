@@ -9,7 +9,7 @@ from resattn.models.complexity import count_multiply_adds, count_parameters
 from resattn.models.networks import build_model, resolve_network
 from resattn.suite.reported import PAPER_SIZES, SEED_RESULTS
 
-# Each row: the build_model keywords, and the seed's configs that train that network (FACTS section 1);
+# Each row: the build_model keywords, and the seed's configs that train that network (docs/sources.md, section 1);
 # a paper network's reported size is looked up by its family and depth (section 3).
 ROWS = (
     ({"family": "seed", "depth": 56}, ("seed2", "seed3")),

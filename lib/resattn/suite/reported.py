@@ -1,4 +1,4 @@
-"""What the seed and the paper reported (FACTS sections 1 and 3), written here once.
+"""What the seed and the paper reported (docs/sources.md, sections 1 and 3), written here once.
 
 The results tables, the model table, the train notebook and the tests read these figures from
 here; the params files name the table a config reproduces, not its figure.
@@ -16,7 +16,7 @@ class SeedResult:
     parameters: int
 
 
-# FACTS section 1, by params file. Config 4 as the seed ran it; its chained wiring is our fix, never run by the seed.
+# docs/sources.md, section 1, by params file. Config 4 as the seed ran it; its chained wiring is our fix, never run by the seed.
 SEED_RESULTS = {
     "seed1-cifar10-a56-seedspatial-arl-adam": SeedResult(86.65, 47.7, 2_893_866),
     "seed2-cifar10-a56-mixed-arl-adam": SeedResult(86.26, 48.6, 2_892_970),
@@ -28,7 +28,7 @@ SEED_RESULTS = {
 }
 SEED_NON_TRAINABLE = 15_680  # every one of the six Attention-56 configs
 
-# FACTS section 3: the paper's CIFAR tables, and each row as (table, row, params file, test error %).
+# docs/sources.md, section 3: the paper's CIFAR tables, and each row as (table, row, params file, test error %).
 PAPER_TABLES = {
     1: "CIFAR-10 test error (%) of Attention-56 by mask activation",
     3: "CIFAR-10 test error (%), attention residual learning (ARL) against naive attention (NAL)",
@@ -72,7 +72,7 @@ class NetworkSize:
 
     parameters: float
     multiply_adds: tuple = ()  # one figure, or a range
-    released: "NetworkSize | None" = None  # what the released definition counts to, where FACTS gives it
+    released: "NetworkSize | None" = None  # what the released definition counts to, where docs/sources.md gives it
 
     def text(self):
         """As the model table shows it: 51.3M, 10.4 G (released definition: 52.5M, 10.5 G)."""
@@ -83,7 +83,7 @@ class NetworkSize:
         return ", ".join(figures) + released
 
 
-# FACTS section 3, by (family, depth).
+# docs/sources.md, section 3, by (family, depth).
 PAPER_SIZES = {
     ("paper", 92): NetworkSize(1.9e6),
     ("paper", 236): NetworkSize(5.1e6),

@@ -20,15 +20,15 @@ from pathlib import Path
 
 from resattn.data.datasets import CIFAR, DataError, fetch_cifar
 from resattn.suite import grid
-from resattn.suite.grid import ERROR_FILE, TRAIN_NOTEBOOK
 from resattn.suite.estimate import duration, estimate, training_images
+from resattn.suite.grid import ERROR_FILE, TRAIN_NOTEBOOK
 from resattn.suite.params import (
     SUBSETS,
     ParamsError,
     check_params_file,
     is_image_folder,
-    params_keys,
     list_params_files,
+    params_keys,
     read_profile,
 )
 from resattn.suite.preflight import last_error, run_preflight

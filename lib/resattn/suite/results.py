@@ -19,7 +19,7 @@ from resattn.suite.reported import PAPER_ERRORS, PAPER_TABLES, SEED_RESULTS, pap
 from resattn.train.recipes import RECIPES
 from resattn.train.run_folder import SUCCEEDED, RunFolder, read_json
 
-SEED_TITLE = "Seed: accuracy and time per epoch (FACTS section 1)"
+SEED_TITLE = "Seed: accuracy and time per epoch (docs/sources.md, section 1)"
 TIMING_COLUMNS = ("s/epoch", "seed's s/epoch (T4)", "seconds_per_epoch")
 REPEAT = re.compile(r"^(?P<config>.+)-seed(?P<seed>\d+)$")
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "Nesterov SGD"}
@@ -105,7 +105,7 @@ def aggregate(runs):
 
 
 def seed_table(runs, params_dir):
-    """The seed's accuracy and time-per-epoch tables (FACTS section 1) with ours beside them; ours
+    """The seed's accuracy and time-per-epoch tables (docs/sources.md, section 1) with ours beside them; ours
     measured on the test images, or on the held-out validation images where a run has none."""
     summary = aggregate(runs)
     rows = []

@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from resattn.suite.estimate import duration
 from resattn.suite.params import ParamsError, list_params_files
 from resattn.suite.results import config_runs
-from resattn.suite.estimate import duration
 from resattn.train.run_folder import ENDED, RunFolder, seconds_per_epoch
-
 
 
 def run_folders(results_dir, params_dir):

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 
 from resattn.models.complexity import count_parameters
+from resattn.train.devices import check_device
 from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.model import apply_weight_decay, new_training_model
-from resattn.train.devices import check_device
 from resattn.train.run_config import RunConfig
 from resattn.train.run_folder import RunFolder, jsonable, plan_run, restore_checkpoint, save_model
 from resattn.train.run_metrics import run_metrics, summary_line

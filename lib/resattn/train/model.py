@@ -9,6 +9,7 @@ from resattn.models.batch_norm import BatchNormalization
 from resattn.models.complexity import leaf_layers
 from resattn.models.networks import build_model
 
+
 def new_training_model(model_options, recipe, x_train, seed, augment=True):
     """The network behind its preprocessing, compiled with the recipe's optimizer, ready to fit
     `x_train` (uint8 images); `augment=False` leaves out the random flip and shift."""

@@ -125,7 +125,7 @@ class Recipe:
 
 
 RECIPES = {
-    # FACTS section 1: the seed's configs 1-3, 5, 6.
+    # docs/sources.md, section 1: the seed's configs 1-3, 5, 6.
     "seed_adam": Recipe(
         optimizer="adam",
         learning_rate=1e-3,
@@ -147,7 +147,7 @@ RECIPES = {
         lr_drops=(65, 120, 180),
         early_stopping_patience=15,
     ),
-    # FACTS section 3: the paper's CIFAR training.
+    # docs/sources.md, section 3: the paper's CIFAR training.
     "paper": Recipe(
         optimizer="sgd",
         learning_rate=0.1,

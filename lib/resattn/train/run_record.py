@@ -13,6 +13,7 @@ from resattn.models.networks import resolve_network
 from resattn.train.devices import backend_devices, processor
 from resattn.train.run_folder import jsonable
 
+
 def run_record(config, recipe, model_options, dataset, epochs, steps):
     """config.json: the run config resolved, the data, the network, and this start's machine."""
     return {
