@@ -38,7 +38,7 @@ REPRODUCE = $(BIN)/python -m resattn.suite.reproduce --data $(DATA) --gpus $(GPU
 	--results $(RESULTS) \
 	$(if $(ALLOW_CPU),--allow-cpu) $(if $(FORCE),--force) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
-.PHONY: reference-runs setup test bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
+.PHONY: reference-runs setup test lint bench learning-check table reproduce-all reproduce-seed reproduce-paper smoke results status tensorboard lab notebooks cifar10-subset clean
 
 setup: $(VENV)/.installed
 
@@ -51,8 +51,13 @@ $(VENV)/.installed: pyproject.toml
 	echo "c.IPKernelApp.capture_fd_output = False" > $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $@
 
-test: setup
+# ruff's lint and format check first (seconds), then every test.
+test: setup lint
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check lib tests bench
+	$(BIN)/ruff format --check lib tests bench
 
 # Training throughput of the four networks, ours against the seed-style baseline (BENCHMARKS.md).
 # BENCH_ARGS: bench/bench.py's options, e.g. BENCH_ARGS="--precision float32,bfloat16 --networks seed56".

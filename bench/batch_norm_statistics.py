@@ -60,8 +60,10 @@ def main(argv=None):
             layer.momentum = args.momentum
     for start in range(0, args.batches * recipe.batch_size, recipe.batch_size):
         model(data.x_train[start : start + recipe.batch_size], training=True)  # updates the moving statistics only
-    print(f"  re-estimated ({args.batches} batches at momentum {args.momentum}): "
-          f"{accuracy(model, images, labels, False):.1%}")
+    print(
+        f"  re-estimated ({args.batches} batches at momentum {args.momentum}): "
+        f"{accuracy(model, images, labels, False):.1%}"
+    )
 
 
 if __name__ == "__main__":

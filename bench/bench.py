@@ -60,8 +60,11 @@ def parse(argv):
     parser.add_argument("--xla", default="auto", help="auto (the library's default), on, off, or a list")
     parser.add_argument("--batch-sizes", default="64,256", help="64 is the seed's; the best of these is reported")
     parser.add_argument("--images", type=int, default=512, help="timed images per figure")
-    parser.add_argument("--steps-per-execution", default="auto",
-                        help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list")
+    parser.add_argument(
+        "--steps-per-execution",
+        default="auto",
+        help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list",
+    )
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.networks = _choices("networks", args.networks, NETWORKS)
@@ -119,8 +122,12 @@ class Pipeline:
     def warm_up(self):
         started = time.perf_counter()
         self.model.fit(*self.feed(WARM_UP_STEPS, warm_up=True), epochs=1, verbose=0)
-        print(f"# {self.label} {self.precision} batch {self.batch_size}: warm-up (trace and compile) "
-              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"# {self.label} {self.precision} batch {self.batch_size}: warm-up (trace and compile) "
+            f"{time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def time_steps(self, steps):
         clock = self
@@ -174,8 +181,10 @@ def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
 
     calls = recipe.execution_steps()
     label = "ours" if calls == 1 else f"ours, {calls} steps a call"
-    return [Pipeline(label, recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size), calls)
-            for size in batch_sizes]
+    return [
+        Pipeline(label, recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size), calls)
+        for size in batch_sizes
+    ]
 
 
 def baseline(name, images, batch_size=64):
@@ -214,12 +223,15 @@ def baseline(name, images, batch_size=64):
         optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
     network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     build_training_state(network, scaled)  # a shorter warm-up only (one trace, not two); not timed
-    return Pipeline("seed-style baseline", "float32", False, batch_size, network,
-                    lambda steps, warm_up=False: (Augmented(steps),))
+    return Pipeline(
+        "seed-style baseline", "float32", False, batch_size, network, lambda steps, warm_up=False: (Augmented(steps),)
+    )
 
 
-HEADER = ("| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
-          "| floor s/epoch | of peak |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+HEADER = (
+    "| network | pipeline | precision | XLA | batch | images/s | s per 50k epoch | x baseline "
+    "| floor s/epoch | of peak |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def main(argv=None):
@@ -227,12 +239,16 @@ def main(argv=None):
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
     peaks = {precision: peak_multiply_adds(precision) for precision in sorted(precisions, reverse=True)}
-    print(f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {backend_version()}, "
-          f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
+    print(
+        f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {backend_version()}, "
+        f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}"
+    )
     print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
-    print(f"# median step time over about {args.images} images each (at least {ROUNDS} steps), timed in "
-          f"{ROUNDS} interleaved rounds after a {WARM_UP_STEPS}-step warm-up; x baseline = images/s over "
-          "the seed-style baseline's")
+    print(
+        f"# median step time over about {args.images} images each (at least {ROUNDS} steps), timed in "
+        f"{ROUNDS} interleaved rounds after a {WARM_UP_STEPS}-step warm-up; x baseline = images/s over "
+        "the seed-style baseline's"
+    )
     print(HEADER)
     best_rows = []
     for name in args.networks:
@@ -259,8 +275,10 @@ def _row(name, pipeline, precision, xla, batch_size, rate, base, macs, peak):
     ratio = f"{rate / base:.2f}" if base else "-"
     floor = 3 * macs * EPOCH_IMAGES / peak
     achieved = 3 * macs * rate / peak
-    return (f"| {name} | {pipeline} | {precision} | {'on' if xla else 'off'} | {batch_size} | {rate:,.0f} "
-            f"| {EPOCH_IMAGES / rate:,.1f} | {ratio} | {floor:.1f} | {achieved:.0%} |")
+    return (
+        f"| {name} | {pipeline} | {precision} | {'on' if xla else 'off'} | {batch_size} | {rate:,.0f} "
+        f"| {EPOCH_IMAGES / rate:,.1f} | {ratio} | {floor:.1f} | {achieved:.0%} |"
+    )
 
 
 def _device():

@@ -41,8 +41,13 @@ def main(argv=None):
     for depth in (int(depth) for depth in args.depths.split(",")):
         options = {"family": "paper", "depth": depth, "num_classes": 10, "input_shape": (32, 32, 3)}
         model = new_training_model(options, resolve_recipe("paper"), images, seed=0)
-        ways = {"keras": (lambda path, model=model: save_model(model, path), "model.keras"),
-                "arrays": (lambda path, model=model: RunFolder(path.parent).save_checkpoint(model, 0), "checkpoint-0000.npz")}
+        ways = {
+            "keras": (lambda path, model=model: save_model(model, path), "model.keras"),
+            "arrays": (
+                lambda path, model=model: RunFolder(path.parent).save_checkpoint(model, 0),
+                "checkpoint-0000.npz",
+            ),
+        }
         with tempfile.TemporaryDirectory() as folder:
             times = {name: [] for name in ways}
             for repeat in range(args.repeats + 1):
@@ -53,8 +58,11 @@ def main(argv=None):
             keras_s, arrays_s = (statistics.median(times[name]) for name in ways)
             sizes = [(Path(folder) / file_name).stat().st_size / 1e6 for _, file_name in ways.values()]
         variables = len(checkpointed_variables(model))
-        print(f"| Attention-{depth} | {variables:,} | {keras_s:.2f} | {arrays_s:.2f} | {keras_s / arrays_s:.1f} "
-              f"| {sizes[0]:.0f} | {sizes[1]:.0f} |", flush=True)
+        print(
+            f"| Attention-{depth} | {variables:,} | {keras_s:.2f} | {arrays_s:.2f} | {keras_s / arrays_s:.1f} "
+            f"| {sizes[0]:.0f} | {sizes[1]:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

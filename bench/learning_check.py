@@ -55,8 +55,10 @@ def parse(argv):
         if precision not in ("auto", "float32", "bfloat16"):
             sys.exit(f"error: --precisions {precision!r} is not valid; choose from auto, float32, bfloat16")
     if not args.data.exists():
-        sys.exit(f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
-                 "(../shared/data/cifar10-jpeg-train.tar.gz)")
+        sys.exit(
+            f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
+            "(../shared/data/cifar10-jpeg-train.tar.gz)"
+        )
     return args
 
 
@@ -64,8 +66,16 @@ def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
     from resattn.train.loop import train
     from resattn.train.run_folder import read_json
 
-    config = {"dataset": "image_folder", "data_dir": str(data_dir), "family": "seed", "depth": 56,
-              "recipe": "seed_adam", "precision": precision, "seed": seed, "max_epochs": epochs}
+    config = {
+        "dataset": "image_folder",
+        "data_dir": str(data_dir),
+        "family": "seed",
+        "depth": 56,
+        "recipe": "seed_adam",
+        "precision": precision,
+        "seed": seed,
+        "max_epochs": epochs,
+    }
     train(config, run_dir, force=True, dataset=dataset, log=lambda line: print(f"  ours: {line}", flush=True))
     return [{key: row[key] for key in METRICS} for row in read_json(Path(run_dir) / "state.json")["history"]]
 
@@ -86,12 +96,14 @@ def run_stock(dataset, precision, seed, epochs):
         network = build_model("seed", 56)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1),
-        network,
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1),
+            network,
+        ]
+    )
     model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
 
     def standardized(images):
@@ -109,19 +121,33 @@ def run_stock(dataset, precision, seed, epochs):
         def on_epoch_end(self, epoch, logs=None):
             rows.append({key: float(logs[key]) for key in METRICS})
             figures = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
-            print(f"  stock: epoch {epoch + 1}/{epochs}  {figures}  {time.perf_counter() - self.started:.1f} s", flush=True)
+            print(
+                f"  stock: epoch {epoch + 1}/{epochs}  {figures}  {time.perf_counter() - self.started:.1f} s",
+                flush=True,
+            )
 
     # The batches ours sees, in its order: fit(shuffle=True) would repeat one order every epoch.
     validation = (standardized(dataset.x_val), one_hot(dataset.y_val))
-    fit_epochs(model, standardized(dataset.x_train), one_hot(dataset.y_train), batch_size=64, epochs=epochs, seed=seed,
-               validation=validation, callbacks=[Progress()])
+    fit_epochs(
+        model,
+        standardized(dataset.x_train),
+        one_hot(dataset.y_train),
+        batch_size=64,
+        epochs=epochs,
+        seed=seed,
+        validation=validation,
+        callbacks=[Progress()],
+    )
     return rows
 
 
 def table(results, precisions, seeds, epochs):
     """Markdown: one row per precision, epoch and metric, over the seeds both pipelines finished."""
-    lines = ["| precision (seeds) | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
-             "| stock's range | ours within it |", "|---|---:|---|---|---|---:|---|---|"]
+    lines = [
+        "| precision (seeds) | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
+        "| stock's range | ours within it |",
+        "|---|---:|---|---|---|---:|---|---|",
+    ]
     for precision in precisions:
         done = [seed for seed in seeds if all(f"{p} {precision} {seed}" in results for p in PIPELINES)]
         for epoch in range(epochs):
@@ -130,9 +156,11 @@ def table(results, precisions, seeds, epochs):
                 mean = {p: sum(v) / len(v) for p, v in values.items()}
                 low, high = min(values["stock"]), max(values["stock"])
                 cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", "ours")]
-                lines.append(f"| {precision} ({len(done)}) | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
-                             f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
-                             f"| {_verdict(metric, mean['ours'], low, high)} |")
+                lines.append(
+                    f"| {precision} ({len(done)}) | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
+                    f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
+                    f"| {_verdict(metric, mean['ours'], low, high)} |"
+                )
     return "\n".join(lines)
 
 
@@ -154,9 +182,12 @@ def main(argv=None):
 
     started = time.perf_counter()
     precisions = {p: resolve_recipe("seed_adam", precision=p).compute_precision() for p in args.precisions}
-    print(f"# learning check {time.strftime('%Y-%m-%d')}: keras {keras.__version__}, {keras.backend.backend()} "
-          f"{backend_version()}, {os.cpu_count()} CPU cores; precisions "
-          + ", ".join(f"{p} = {resolved}" for p, resolved in precisions.items()), flush=True)
+    print(
+        f"# learning check {time.strftime('%Y-%m-%d')}: keras {keras.__version__}, {keras.backend.backend()} "
+        f"{backend_version()}, {os.cpu_count()} CPU cores; precisions "
+        + ", ".join(f"{p} = {resolved}" for p, resolved in precisions.items()),
+        flush=True,
+    )
     dataset = load_dataset("image_folder", args.data, validation_split=0.2, seed=0)
     print(f"# data: {dataset.summary()} (one split for every run)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,13 @@ def built():
 # `--dist loadfile --no-loadscope-reorder` a worker takes whole files in collection order (xdist's
 # default order, most tests first, put these few-test files last and left one worker idle for
 # minutes at the end of the suite).
-LONGEST_FIRST = ("test_reproduce.py", "test_training.py", "test_backends.py", "test_grid.py",
-                 "test_learns_like_keras.py")
+LONGEST_FIRST = (
+    "test_reproduce.py",
+    "test_training.py",
+    "test_backends.py",
+    "test_grid.py",
+    "test_learns_like_keras.py",
+)
 
 
 def pytest_collection_modifyitems(items):

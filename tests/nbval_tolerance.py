@@ -16,8 +16,10 @@ RELATIVE = 0.02
 ABSOLUTE = 0.005
 # A number stands alone: not inside a word like a56 or seed2 (an underscore may border it: the
 # sanitize file turns runs of spaces into one).
-NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9])"
-                    r"|(?<![A-Za-z])(?:nan|inf)(?![A-Za-z])")
+NUMBER = re.compile(
+    r"(?<![A-Za-z0-9.])[-+]?(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9])"
+    r"|(?<![A-Za-z])(?:nan|inf)(?![A-Za-z])"
+)
 
 
 def numbers_agree(reference, computed):

@@ -24,12 +24,22 @@ BACKENDS = ("tensorflow", "jax")
 GPU_DEFAULTS = {"precision": "bfloat16", "jit_compile": True, "batch_size": 4, "image_size": 16, "num_classes": 10}
 COMPILED = [  # what each adds: the params files that use it
     {"family": "seed", "recipe": "seed_adam"},  # seed2: nearest upsampling, mixed, ARL, Adam, the seed's augmentation
-    {"family": "seed", "recipe": "seed_sgd", "mask_activation": "seed_spatial", "mechanism": "nal",
-     "wiring": "published"},  # seed1, 3, 4: the seed's spatial mask, NAL, the published wiring, SGD
+    {
+        "family": "seed",
+        "recipe": "seed_sgd",
+        "mask_activation": "seed_spatial",
+        "mechanism": "nal",
+        "wiring": "published",
+    },  # seed1, 3, 4: the seed's spatial mask, NAL, the published wiring, SGD
     # paper a56-spatial, *-nal, and with them the layers of every paper network: bilinear upsampling (the
     # crash of issue 11), pad-and-crop, the paper's SGD (its mixed mask and ARL are seed2's layers)
     {"family": "paper", "recipe": "paper", "mask_activation": "spatial", "mechanism": "nal"},
-    {"family": "paper", "recipe": "paper", "mask_activation": "channel", "mask_structure": "local_conv"},  # channel, localconv
+    {
+        "family": "paper",
+        "recipe": "paper",
+        "mask_activation": "channel",
+        "mask_structure": "local_conv",
+    },  # channel, localconv
 ]
 # Deeper networks repeat these layers (every depth is built and counted in test_networks.py).
 EAGER = sorted({f"{family}:{min(spec.depths)}" for family, spec in FAMILIES.items()} | {"seed:92"})
@@ -37,9 +47,7 @@ EAGER = sorted({f"{family}:{min(spec.depths)}" for family, spec in FAMILIES.item
 
 def run_steps(backend, *args):
     env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1200
-    )
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1200)
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return done.returncode, done.stderr[-3000:], results
 
@@ -47,8 +55,9 @@ def run_steps(backend, *args):
 def compiled_steps(backend):
     specs = [json.dumps({**GPU_DEFAULTS, "depth": 56, **spec}) for spec in COMPILED]
     env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run([sys.executable, "-m", "resattn.suite.preflight", *specs], env=env, capture_output=True,
-                          text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.suite.preflight", *specs], env=env, capture_output=True, text=True, timeout=1800
+    )
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return done.returncode, done.stderr[-3000:], results
 
@@ -85,12 +94,24 @@ def test_a_compiled_bfloat16_step_of_every_layer_combination(steps, backend):
 
 
 def train_one_epoch(backend, run_dir):
-    config = ["dataset=synthetic", "synthetic_size=200", "image_size=16", "family=paper", "depth=56",
-              "recipe=paper", "max_epochs=1", "max_steps_per_epoch=2", "precision=bfloat16"]
+    config = [
+        "dataset=synthetic",
+        "synthetic_size=200",
+        "image_size=16",
+        "family=paper",
+        "depth=56",
+        "recipe=paper",
+        "max_epochs=1",
+        "max_steps_per_epoch=2",
+        "precision=bfloat16",
+    ]
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run(
         [sys.executable, "-m", "resattn.train", *config, "--run-dir", str(run_dir)],
-        env=env, capture_output=True, text=True, timeout=1200,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     return done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
 

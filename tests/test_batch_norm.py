@@ -25,8 +25,14 @@ def layer(kind, dtype):
     made.fused = kind == "fused"
     made.build((None, *SHAPE[1:]))
     rng = np.random.default_rng(1)
-    made.set_weights([rng.uniform(0.5, 1.5, SHAPE[-1]), rng.normal(size=SHAPE[-1]), rng.normal(size=SHAPE[-1]),
-                      rng.uniform(0.5, 2, SHAPE[-1])])
+    made.set_weights(
+        [
+            rng.uniform(0.5, 1.5, SHAPE[-1]),
+            rng.normal(size=SHAPE[-1]),
+            rng.normal(size=SHAPE[-1]),
+            rng.uniform(0.5, 2, SHAPE[-1]),
+        ]
+    )
     return made
 
 

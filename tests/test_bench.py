@@ -13,11 +13,19 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 @pytest.mark.parametrize(
     "script, argument, message",
     [
-        ("bench.py", "--networks=seed57", "--networks 'seed57' is not valid; choose from seed56, seed92, paper56, paper92"),
+        (
+            "bench.py",
+            "--networks=seed57",
+            "--networks 'seed57' is not valid; choose from seed56, seed92, paper56, paper92",
+        ),
         ("bench.py", "--precision=fp8", "--precision 'fp8' is not valid; choose from auto, float32, bfloat16"),
         ("bench.py", "--batch-sizes=64,x", "--batch-sizes '64,x' is not valid"),
         ("bench.py", "--images=0", "--images 0 is not valid"),
-        ("bench.py", "--steps-per-execution=auto,0", "--steps-per-execution 'auto,0' is not valid; give auto or integers"),
+        (
+            "bench.py",
+            "--steps-per-execution=auto,0",
+            "--steps-per-execution 'auto,0' is not valid; give auto or integers",
+        ),
         ("learning_check.py", "--seeds=0", "--seeds '0' is not valid; give at least two integers >= 0"),
         ("learning_check.py", "--epochs=0", "--epochs 0 is not valid"),
         ("learning_check.py", "--precisions=fp8", "--precisions 'fp8' is not valid; choose from auto, float32"),

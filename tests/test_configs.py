@@ -60,11 +60,18 @@ def test_subsets_split_the_configs_into_the_seed_and_the_paper():
 
 def test_configs_picks_configs_by_name_or_pattern_and_refuses_one_that_matches_none():
     names = [path.stem for path in list_params_files(PARAMS, "seed", "seed[123]-*")]
-    assert names == ["seed1-cifar10-a56-seedspatial-arl-adam", "seed2-cifar10-a56-mixed-arl-adam",
-                     "seed3-cifar10-a56-mixed-nal-adam"]
+    assert names == [
+        "seed1-cifar10-a56-seedspatial-arl-adam",
+        "seed2-cifar10-a56-mixed-arl-adam",
+        "seed3-cifar10-a56-mixed-nal-adam",
+    ]
     assert [path.stem for path in list_params_files(PARAMS, "all", "paper-cifar10-a92-noise30.yaml, seed5-*")] == [
-        "paper-cifar10-a92-noise30", "seed5-cifar100-a56-mixed-nal-adam"]
-    with pytest.raises(ParamsError, match=r"configs='paper-\*' matches no config of subset 'seed'; choose among seed1-"):
+        "paper-cifar10-a92-noise30",
+        "seed5-cifar100-a56-mixed-nal-adam",
+    ]
+    with pytest.raises(
+        ParamsError, match=r"configs='paper-\*' matches no config of subset 'seed'; choose among seed1-"
+    ):
         list_params_files(PARAMS, "seed", "seed1-*,paper-*")
 
 
@@ -75,13 +82,21 @@ def test_an_image_folder_as_data_stands_for_cifar10_and_is_refused_for_cifar100(
     assert config["dataset"] == effective["dataset"] == "image_folder" and config["data_dir"] == str(archive)
     folder = tmp_path / "images"
     (folder / "cifar10-jpeg" / "train" / "cat").mkdir(parents=True)
-    assert check_params_file(PARAMS / "seed2-cifar10-a56-mixed-arl-adam.yaml", TRAIN, {}, folder)[0]["dataset"] == "image_folder"
+    assert (
+        check_params_file(PARAMS / "seed2-cifar10-a56-mixed-arl-adam.yaml", TRAIN, {}, folder)[0]["dataset"]
+        == "image_folder"
+    )
     official = tmp_path / "official"
     official.mkdir()
     assert check_params_file(PARAMS / "seed2-cifar10-a56-mixed-arl-adam.yaml", TRAIN, {}, official)[0] == {
-        **read_mapping(PARAMS / "seed2-cifar10-a56-mixed-arl-adam.yaml"), "data_dir": str(official)}
-    with pytest.raises(ParamsError, match=r"data=.*cifar10-jpeg-train.tar.gz is an image folder, which stands for "
-                                          r"CIFAR-10 only; this cifar100 config needs"):
+        **read_mapping(PARAMS / "seed2-cifar10-a56-mixed-arl-adam.yaml"),
+        "data_dir": str(official),
+    }
+    with pytest.raises(
+        ParamsError,
+        match=r"data=.*cifar10-jpeg-train.tar.gz is an image folder, which stands for "
+        r"CIFAR-10 only; this cifar100 config needs",
+    ):
         check_params_file(PARAMS / "seed5-cifar100-a56-mixed-nal-adam.yaml", TRAIN, {}, archive)
 
 
@@ -111,7 +126,9 @@ def test_a_bad_value_is_refused_with_the_file_and_the_value(tmp_path):
 
 
 def test_an_unknown_profile_is_refused_with_the_choices():
-    with pytest.raises(ParamsError, match=r"profile='smok' is not valid; choose one of \('fast', 'full', 'quick', 'smoke'\)"):
+    with pytest.raises(
+        ParamsError, match=r"profile='smok' is not valid; choose one of \('fast', 'full', 'quick', 'smoke'\)"
+    ):
         read_profile(PARAMS, "smok")
 
 
@@ -148,7 +165,9 @@ def test_the_fast_recipe_warms_up_then_decays_to_zero_over_the_runs_own_epochs()
     assert float(capped(3454)) == pytest.approx(float(schedule(3454)))
     restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
     assert float(restored(3454)) == pytest.approx(float(schedule(3454)))
-    with pytest.raises(ValueError, match=r"lr_schedule='cosine' is not valid; choose one of \('drops', 'warmup_linear'\)"):
+    with pytest.raises(
+        ValueError, match=r"lr_schedule='cosine' is not valid; choose one of \('drops', 'warmup_linear'\)"
+    ):
         resolve_recipe("fast", lr_schedule="cosine")
     with pytest.raises(ValueError, match=r"label_smoothing=1.0 is not valid; it must be a number in \[0, 1\)"):
         resolve_recipe("fast", label_smoothing=1.0)
@@ -162,12 +181,27 @@ def test_giving_epochs_replaces_the_recipes_iterations():
 def test_reproduce_stops_on_a_misspelt_key_before_anything_runs(tmp_path):
     params = tmp_path / "params"
     shutil.copytree(PARAMS, params)
-    (params / "seed2-cifar10-a56-mixed-arl-adam.yaml").write_text("dataset: cifar10\nfamily: seed\nmask_activaton: mixed\n")
+    (params / "seed2-cifar10-a56-mixed-arl-adam.yaml").write_text(
+        "dataset: cifar10\nfamily: seed\nmask_activaton: mixed\n"
+    )
     results = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(results),
-         "--notebooks", str(ROOT / "notebooks"), "--profile", "smoke"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "resattn.suite.reproduce",
+            "--params",
+            str(params),
+            "--results",
+            str(results),
+            "--notebooks",
+            str(ROOT / "notebooks"),
+            "--profile",
+            "smoke",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 2
     error = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -60,7 +60,9 @@ def test_cifar_from_extracted_folder(tmp_path, name, classes):
 def test_cifar_archive_is_read_without_extraction_and_checked_by_md5(tmp_path, name):
     folder = write_cifar(tmp_path / "src", name)
     archive = tar_folder(folder, tmp_path / CIFAR[name].archive)
-    with pytest.raises(DataError, match=f"MD5 .* is not the official {CIFAR[name].md5}; the file is truncated or altered"):
+    with pytest.raises(
+        DataError, match=f"MD5 .* is not the official {CIFAR[name].md5}; the file is truncated or altered"
+    ):
         load_cifar(name, tmp_path)
     (x_train, _), (x_test, _), _ = load_cifar(name, archive.parent, verify=False)
     assert len(x_train) == 50_000 and len(x_test) == 50
@@ -77,7 +79,9 @@ def test_truncated_archive_says_so(tmp_path):
 def test_missing_files_are_named(tmp_path):
     folder = write_cifar(tmp_path, "cifar10")
     (folder / "data_batch_3").unlink()
-    with pytest.raises(DataError, match=r"expected cifar-10-python.tar.gz or the folder cifar-10-batches-py/ \(missing: data_batch_3\)"):
+    with pytest.raises(
+        DataError, match=r"expected cifar-10-python.tar.gz or the folder cifar-10-batches-py/ \(missing: data_batch_3\)"
+    ):
         load_cifar("cifar10", tmp_path)
 
 
@@ -210,8 +214,18 @@ def test_a_data_error_at_the_command_line_is_one_error_line(tmp_path):
     payload.marker = marker
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": payload, b"labels": []}, protocol=2))
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.train", "dataset=cifar10", f"data_dir={tmp_path}", "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "resattn.train",
+            "dataset=cifar10",
+            f"data_dir={tmp_path}",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
@@ -232,17 +246,23 @@ def test_several_processes_fetch_and_load_one_cifar_copy_at_once(tmp_path):
         f"folder = fetch_cifar('cifar10', {str(cache)!r}, url={archive.as_uri()!r}, md5={md5sum(archive)!r}); "
         "(x, y), (xt, yt), names = load_cifar('cifar10', folder, verify=False); print(len(x), len(xt), len(names))"
     )
-    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(4)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, [err[-1500:] for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == ["50000 50 10"] * 4
-    assert sorted(path.name for path in cache.iterdir() if not path.name.endswith(".lock")) == ["cifar-10-python.tar.gz"]
+    assert sorted(path.name for path in cache.iterdir() if not path.name.endswith(".lock")) == [
+        "cifar-10-python.tar.gz"
+    ]
 
 
 def test_a_download_that_cannot_be_had_is_one_clear_error(tmp_path):
     from resattn.data.datasets import fetch_cifar
 
-    with pytest.raises(DataError, match=r"could not download cifar10 from file:.*no-such.tar.gz .*DATA=/path/to/folder"):
+    with pytest.raises(
+        DataError, match=r"could not download cifar10 from file:.*no-such.tar.gz .*DATA=/path/to/folder"
+    ):
         fetch_cifar("cifar10", tmp_path, url=(tmp_path / "no-such.tar.gz").as_uri())
     assert list(tmp_path.iterdir()) == [tmp_path / ".cifar-10-python.tar.gz.lock"]

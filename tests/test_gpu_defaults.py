@@ -23,8 +23,17 @@ def bfloat16_policy():
 def test_a_soft_mask_trains_a_compiled_step_in_bfloat16(bfloat16_policy, convention):
     inputs = keras.Input((8, 8, 3))
     x = layers.Conv2D(8, 3, padding="same")(inputs)
-    spec = ModuleSpec(p=1, t=1, r=1, mask_levels=1, mask_bottom=1, mechanism="arl", mask_activation="mixed",
-                      mask_structure="encoder_decoder", convention=convention)
+    spec = ModuleSpec(
+        p=1,
+        t=1,
+        r=1,
+        mask_levels=1,
+        mask_bottom=1,
+        mechanism="arl",
+        mask_activation="mixed",
+        mask_structure="encoder_decoder",
+        convention=convention,
+    )
     mask = soft_mask(x, (2, 2, 8), spec, name="mask")
     outputs = layers.Dense(3, activation="softmax", dtype="float32")(layers.GlobalAveragePooling2D()(mask))
     model = keras.Model(inputs, outputs)

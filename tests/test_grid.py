@@ -23,15 +23,30 @@ LONG = "family: paper\ndepth: 56\nrecipe: seed_adam\nmax_epochs: 6\n"
 
 
 def reproduce_command(tmp_path, *extra):
-    return [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
-            str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "cpu",
-            "--no-preflight", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(tmp_path / "params"),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "tiny",
+        "--gpus",
+        "cpu",
+        "--no-preflight",
+        *extra,
+    ]
 
 
 def test_an_unreachable_cluster_is_refused_with_one_line_and_nothing_written(tmp_path):
     write_params(tmp_path, {"a": LONG})
-    done = subprocess.run(reproduce_command(tmp_path, "--ray-address", "127.0.0.1:9"), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        reproduce_command(tmp_path, "--ray-address", "127.0.0.1:9"), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [errors[0]] and "RAY_ADDRESS=127.0.0.1:9: no Ray cluster answers there" in errors[0]
@@ -58,16 +73,34 @@ def grid_with_a_node_that_cannot_see(tmp_path, hidden_folder, **cluster_args):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, **cluster_args})
     head = cluster.head_node.node_id[:8]
     hidden = subprocess.Popen(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
-         str(hidden_folder), str(Path(sys.executable).parent / "ray"), "start", "--address", cluster.address,
-         "--num-cpus", "1", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs none "$0" && exec "$@"',
+            str(hidden_folder),
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--address",
+            cluster.address,
+            "--num-cpus",
+            "1",
+            "--block",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(cluster.global_state._live_node_ids()) < 2:
             assert hidden.poll() is None and time.monotonic() < deadline, "the second node did not join"
             time.sleep(0.5)
-        done = subprocess.run(reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True, text=True, timeout=300
+        )
     finally:
         hidden.terminate()
         hidden.wait(timeout=60)
@@ -85,7 +118,9 @@ def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(t
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, done.stderr
     assert "cannot use the results folder" in errors[0] and "a shared filesystem" in errors[0]
-    assert errors[0].startswith("error: node ") and head not in errors[0]  # the node named is the one that cannot see it
+    assert (
+        errors[0].startswith("error: node ") and head not in errors[0]
+    )  # the node named is the one that cannot see it
     assert "start on node" not in done.stdout and not (results / "a").exists()
 
 
@@ -97,7 +132,9 @@ def test_a_node_that_cannot_see_the_data_is_named_and_nothing_trains(tmp_path):
     for label in range(2):
         (images / "train" / f"class{label}").mkdir(parents=True)
         for index in range(4):
-            Image.new("RGB", (16, 16), (label * 200, index * 40, 0)).save(images / "train" / f"class{label}" / f"{index}.png")
+            Image.new("RGB", (16, 16), (label * 200, index * 40, 0)).save(
+                images / "train" / f"class{label}" / f"{index}.png"
+            )
     write_params(tmp_path, {"a": f"dataset: image_folder\ndata_dir: {images}\n" + LONG})
     done, head = grid_with_a_node_that_cannot_see(tmp_path, tmp_path / "data")
     assert done.returncode == 2, done.stdout + done.stderr
@@ -112,8 +149,9 @@ def test_a_node_offering_a_gpu_its_backend_cannot_see_is_named_before_the_grid(t
     write_params(tmp_path, {"a": LONG})
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
     try:
-        done = subprocess.run(reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True, text=True, timeout=600
+        )
     finally:
         cluster.shutdown()
     assert done.returncode == 2, done.stdout + done.stderr
@@ -135,8 +173,12 @@ def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other
     cluster, worker = two_nodes
     write_params(tmp_path, {"first": LONG, "second": LONG})
     results = tmp_path / "results"
-    driver = subprocess.Popen(reproduce_command(tmp_path, "--ray-address", cluster.address), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(
+        reproduce_command(tmp_path, "--ray-address", cluster.address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     worker_id = worker.node_id[:8]
     deadline = time.monotonic() + 600
     on_worker = None
@@ -165,7 +207,9 @@ def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other
     assert worker_id in log.split("\n--- ")[0] or log.count("--- ") == 2  # a first try on the worker, then another
     assert f"[{on_worker}] resuming from epoch " in output
     assert not read_json(results / on_worker / "config.json")["node"].endswith(worker_id)  # finished elsewhere
-    started = {line.split("] start on node ")[1].split(",")[0] for line in output.splitlines() if "] start on node " in line}
+    started = {
+        line.split("] start on node ")[1].split(",")[0] for line in output.splitlines() if "] start on node " in line
+    }
     assert any(node.endswith(worker_id) for node in started) and len(started) == 2  # runs landed on both nodes
 
 
@@ -181,8 +225,11 @@ def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_li
         "  MIG 3g.20gb     Device  1: (UUID: MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9)\n"
         "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-c92e2d5d-4a69-f1cd-4df0-305f8606705a)\n"
     )
-    assert devices_in_listing(listing) == ["MIG-ffda444c-c706-57c6-98c9-67c441a0b109",
-                                           "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9", "1"]
+    assert devices_in_listing(listing) == [
+        "MIG-ffda444c-c706-57c6-98c9-67c441a0b109",
+        "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9",
+        "1",
+    ]
 
 
 def test_embedded_ray_gives_each_concurrent_task_its_own_device_at_the_drivers_priority():
@@ -211,10 +258,21 @@ grid.stop()
 def test_runs_start_in_the_order_they_were_submitted(tmp_path):
     """One CPU slot, five runs of a one-cell notebook: they start in the order submitted (the
     grid submits the deepest networks first), through the grid's own submit and run_notebook."""
-    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
-                           "outputs": [], "source": "print('trained')"}],
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-                "nbformat": 4, "nbformat_minor": 5}
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "c1",
+                "metadata": {},
+                "outputs": [],
+                "source": "print('trained')",
+            }
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "train.ipynb").write_text(json.dumps(notebook))
     script = f"""

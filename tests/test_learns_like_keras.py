@@ -70,7 +70,9 @@ def host_standardized(images):
 
 
 def losses(model, batches, prepare=lambda images: images):
-    return np.array([model.train_on_batch(prepare(images), labels, return_dict=True)["loss"] for images, labels in batches])
+    return np.array(
+        [model.train_on_batch(prepare(images), labels, return_dict=True)["loss"] for images, labels in batches]
+    )
 
 
 @pytest.fixture(scope="module")

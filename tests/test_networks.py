@@ -57,7 +57,9 @@ def test_paper_parameter_counts(built, family, depth, tolerance):
 @pytest.mark.parametrize("depth", [56, 92])
 def test_imagenet_multiply_adds_round_to_the_reported_gigaflops(built, depth):
     size = PAPER_SIZES[("imagenet", depth)]
-    reported = {round(value / 1e9, 1) for value in size.multiply_adds + (size.released.multiply_adds if size.released else ())}
+    reported = {
+        round(value / 1e9, 1) for value in size.multiply_adds + (size.released.multiply_adds if size.released else ())
+    }
     assert round(count_multiply_adds(built(family="imagenet", depth=depth)) / 1e9, 1) in reported
 
 

@@ -21,10 +21,26 @@ def test_the_committed_notebooks_reproduce_their_outputs(tmp_path):
     shutil.copy(ROOT / "tests" / "nbval_sanitize.cfg", tree)
     shutil.copy(ROOT / "tests" / "nbval_tolerance.py", tree)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "-p", "nbval_tolerance", "-p", "no:cacheprovider", "-q",
-         "--nbval-sanitize-with", "nbval_sanitize.cfg", "--nbval-cell-timeout", "1200",
-         *(f"notebooks/{name}" for name in ORDER)],
-        cwd=tree, capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "-p",
+            "nbval_tolerance",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--nbval-sanitize-with",
+            "nbval_sanitize.cfg",
+            "--nbval-cell-timeout",
+            "1200",
+            *(f"notebooks/{name}" for name in ORDER),
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert f"{sum(cells(tree / 'notebooks' / name) for name in ORDER)} passed" in done.stdout, done.stdout[-2000:]

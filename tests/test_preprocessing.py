@@ -125,8 +125,11 @@ def test_the_seed_augmentation_is_keras_own_draw_for_draw():
     images = np.random.default_rng(0).uniform(0, 255, (64, 32, 32, 3)).astype("float32")
     for seed in (0, 5):
         ours = [layer for layer in preprocessing_layers("seed", None, seed) if "random" in layer.name]
-        stock = [keras.layers.RandomFlip("horizontal", seed=seed),
-                 keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1)]
+        stock = [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(SEED_SHIFT, SEED_SHIFT, fill_mode="nearest", seed=seed + 1),
+        ]
         for mine, theirs in zip(ours, stock):
-            np.testing.assert_allclose(np.asarray(mine(images, training=True)), np.asarray(theirs(images, training=True)),
-                                       atol=1e-4)  # of 255: bilinear weights rounded in another order
+            np.testing.assert_allclose(
+                np.asarray(mine(images, training=True)), np.asarray(theirs(images, training=True)), atol=1e-4
+            )  # of 255: bilinear weights rounded in another order

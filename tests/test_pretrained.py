@@ -10,9 +10,20 @@ import resattn
 from resattn.models.pretrained import load_weights, pretrained, read_weights, sha256, write_weights
 from resattn.train.loop import train
 
-TINY = {"dataset": "synthetic", "synthetic_size": 40, "image_size": 16, "family": "seed", "depth": 56,
-        "recipe": "fast", "batch_size": 16, "max_epochs": 1, "max_steps_per_epoch": 2, "run_eagerly": True,
-        "precision": "float32", "seed": 3}
+TINY = {
+    "dataset": "synthetic",
+    "synthetic_size": 40,
+    "image_size": 16,
+    "family": "seed",
+    "depth": 56,
+    "recipe": "fast",
+    "batch_size": 16,
+    "max_epochs": 1,
+    "max_steps_per_epoch": 2,
+    "run_eagerly": True,
+    "precision": "float32",
+    "seed": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +47,11 @@ def test_a_runs_model_keras_loads_into_the_network_it_trained_and_gives_its_pred
 
 
 def test_weights_made_for_another_network_are_refused_with_one_line_naming_both(run):
-    with pytest.raises(ValueError, match=r"are for network 'seed_attention56' \(\d+ weights\), not for "
-                                         r"'seed_attention56_nal'"):
+    with pytest.raises(
+        ValueError,
+        match=r"are for network 'seed_attention56' \(\d+ weights\), not for "
+        r"'seed_attention56_nal'",
+    ):
         resattn.build_model("seed", 56, mechanism="nal", input_shape=(16, 16, 3), weights=run / "model.keras")
     with pytest.raises(ValueError, match=r"weights='cifar10' is not valid; choose one of \("):
         resattn.build_model("seed", 56, weights="cifar10")
@@ -46,10 +60,20 @@ def test_weights_made_for_another_network_are_refused_with_one_line_naming_both(
 def test_named_weights_load_after_their_hash_is_checked_and_a_corrupt_file_is_refused(tmp_path, run):
     trained = resattn.build_model("seed", 56, input_shape=(16, 16, 3), weights=run / "model.keras")
     write_weights(trained, tmp_path / "tiny.weights.npz")
-    entry = {"name": "tiny.test", "config": "seed2-cifar10-a56-mixed-arl-adam",
-             "network": {"family": "seed", "depth": 56, "input_shape": [16, 16, 3]}, "preprocessing": "crop_flip",
-             "recipe": "fast", "data": "synthetic", "split": "-", "epochs": 1, "val_accuracy": 0.1,
-             "stored_val_accuracy": 0.1, "file": "tiny.weights.npz", "sha256": sha256(tmp_path / "tiny.weights.npz")}
+    entry = {
+        "name": "tiny.test",
+        "config": "seed2-cifar10-a56-mixed-arl-adam",
+        "network": {"family": "seed", "depth": 56, "input_shape": [16, 16, 3]},
+        "preprocessing": "crop_flip",
+        "recipe": "fast",
+        "data": "synthetic",
+        "split": "-",
+        "epochs": 1,
+        "val_accuracy": 0.1,
+        "stored_val_accuracy": 0.1,
+        "file": "tiny.weights.npz",
+        "sha256": sha256(tmp_path / "tiny.weights.npz"),
+    }
     (tmp_path / "manifest.json").write_text(json.dumps([entry]))
     network = load_weights(resattn.build_model("seed", 56, input_shape=(16, 16, 3)), "tiny.test", tmp_path)
     for loaded, original in zip(network.get_weights(), trained.get_weights()):

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pip_section = next(
-        item["pip"] for item in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+        item["pip"]
+        for item in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
         if isinstance(item, dict)
     )
     conda_pins = {line for line in pip_section if not line.startswith("-e")}
@@ -55,13 +56,17 @@ def test_readme_layout_names_every_module_of_the_library_and_no_other():
     library = ROOT / "lib" / "resattn"
     modules = {str(path.relative_to(library)) for path in library.rglob("*.py")}
     modules -= {path for path in modules if path.endswith("/__init__.py")}  # each folder's docstring
-    assert named == modules, f"README's layout is stale: missing {sorted(modules - named)}, gone {sorted(named - modules)}"
+    assert named == modules, (
+        f"README's layout is stale: missing {sorted(modules - named)}, gone {sorted(named - modules)}"
+    )
 
 
 def test_building_a_network_imports_nothing_of_the_suite():
-    probe = ("import resattn, sys; resattn.build_model('seed', 56); print(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in ('papermill', 'nbformat', 'seaborn', 'ray') or m.startswith(('resattn.train', "
-             "'resattn.suite'))))")
+    probe = (
+        "import resattn, sys; resattn.build_model('seed', 56); print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('papermill', 'nbformat', 'seaborn', 'ray') or m.startswith(('resattn.train', "
+        "'resattn.suite'))))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -26,8 +26,10 @@ def flaky_kernel(tmp_path):
     share = tmp_path / "jupyter"
     (share / "kernels" / "python3").mkdir(parents=True)
     launcher = share / "flaky-kernel"
-    launcher.write_text(f'#!/bin/sh\nmkdir "{share}/started-once" 2>/dev/null && exit 1\n'
-                        f'exec "{sys.executable}" -m ipykernel_launcher -f "$1"\n')
+    launcher.write_text(
+        f'#!/bin/sh\nmkdir "{share}/started-once" 2>/dev/null && exit 1\n'
+        f'exec "{sys.executable}" -m ipykernel_launcher -f "$1"\n'
+    )
     launcher.chmod(0o755)
     spec = {"argv": [str(launcher), "{connection_file}"], "display_name": "Python 3", "language": "python"}
     (share / "kernels" / "python3" / "kernel.json").write_text(json.dumps(spec))
@@ -35,9 +37,22 @@ def flaky_kernel(tmp_path):
 
 
 def reproduce(tmp_path, env=None, **popen):
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"),
-               "--results", str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"),
-               "--profile", "tiny", "--gpus", "cpu", "--no-preflight"]  # the preflight has tests of its own
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(tmp_path / "params"),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "tiny",
+        "--gpus",
+        "cpu",
+        "--no-preflight",
+    ]  # the preflight has tests of its own
     if popen:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
@@ -47,10 +62,13 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     """Also: the first kernel to start fails to; its run is tried again, a Python error is not."""
     no_classes = tmp_path / "no-classes"
     (no_classes / "train").mkdir(parents=True)
-    write_params(tmp_path, {
-        "a-good": GOOD,
-        "b-broken": f"dataset: image_folder\ndata_dir: {no_classes}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
-    })
+    write_params(
+        tmp_path,
+        {
+            "a-good": GOOD,
+            "b-broken": f"dataset: image_folder\ndata_dir: {no_classes}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
+        },
+    )
     results = tmp_path / "results"
 
     first = reproduce(tmp_path, env=flaky_kernel(tmp_path))
@@ -109,18 +127,34 @@ def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_
     assert read_json(tmp_path / "results" / "long" / "metrics.json")["epochs"] == 4
 
 
-@pytest.mark.parametrize("argument, message", [
-    (["--gpus", "zero"], "gpus='zero' is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs"),
-    (["--profile", "fast"], "profile='fast' is not valid; choose one of ('tiny',)"),
-    (["--seeds", "a,b"], "seeds='a,b' is not valid; give integers >= 0 like 0,1,2"),
-    (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),
-])
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        (["--gpus", "zero"], "gpus='zero' is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs"),
+        (["--profile", "fast"], "profile='fast' is not valid; choose one of ('tiny',)"),
+        (["--seeds", "a,b"], "seeds='a,b' is not valid; give integers >= 0 like 0,1,2"),
+        (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),
+    ],
+)
 def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
     write_params(tmp_path, {"a-good": GOOD})
     done = subprocess.run(
-        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
-         str(tmp_path / "results"), "--profile", "tiny", *argument],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "resattn.suite.reproduce",
+            "--params",
+            str(tmp_path / "params"),
+            "--results",
+            str(tmp_path / "results"),
+            "--profile",
+            "tiny",
+            *argument,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert done.returncode == 2 and f"error: {message}" in done.stderr
     assert not (tmp_path / "results").exists()
@@ -141,15 +175,34 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     config trains; the driver names the config. Memory is capped with `ulimit -v`, under which
     TensorFlow either reports the failed allocation or dies of it."""
     fits = "dataset: synthetic\nsynthetic_size: 16\nfamily: seed\ndepth: 56\nprecision: float32\nmax_epochs: 1\n"
-    params = write_params(tmp_path, {
-        "a-fits": fits + "image_size: 16\nbatch_size: 8\n",
-        "b-too-big": fits + "image_size: 256\nbatch_size: 256\n",  # its first conv's output alone is 4 GiB
-    })
+    params = write_params(
+        tmp_path,
+        {
+            "a-fits": fits + "image_size: 16\nbatch_size: 8\n",
+            "b-too-big": fits + "image_size: 256\nbatch_size: 256\n",  # its first conv's output alone is 4 GiB
+        },
+    )
     (params / "profiles" / "as-is.yaml").write_text("{}\n")
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results",
-               str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--jobs", "2"]
-    done = subprocess.run(["bash", "-c", 'ulimit -v 4000000 && exec "$@"', "-", *command],
-                          capture_output=True, text=True, timeout=900)
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(params),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "as-is",
+        "--gpus",
+        "cpu",
+        "--jobs",
+        "2",
+    ]
+    done = subprocess.run(
+        ["bash", "-c", 'ulimit -v 4000000 && exec "$@"', "-", *command], capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "preflight: 2 distinct network(s) of 2 run(s)" in done.stdout
     assert "preflight: ok in" in done.stdout and "(a-fits)" in done.stdout
@@ -162,18 +215,44 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
 
 
 def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts(tmp_path):
-    params = write_params(tmp_path, {"a-cifar": "dataset: cifar10\nfamily: seed\ndepth: 56\n",
-                              "b-cifar": "dataset: cifar10\nfamily: paper\ndepth: 56\n"})
+    params = write_params(
+        tmp_path,
+        {
+            "a-cifar": "dataset: cifar10\nfamily: seed\ndepth: 56\n",
+            "b-cifar": "dataset: cifar10\nfamily: paper\ndepth: 56\n",
+        },
+    )
     (params / "profiles" / "as-is.yaml").write_text("{}\n")
-    env = {**os.environ, "RESATTN_CACHE": str(tmp_path / "cache"), "https_proxy": "http://127.0.0.1:9",
-           "HTTPS_PROXY": "http://127.0.0.1:9"}  # a proxy that refuses: no network, whatever this machine has
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
-               "--notebooks", str(ROOT / "notebooks"), "--profile", "as-is", "--gpus", "cpu", "--data", "keras"]
+    env = {
+        **os.environ,
+        "RESATTN_CACHE": str(tmp_path / "cache"),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }  # a proxy that refuses: no network, whatever this machine has
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(params),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "as-is",
+        "--gpus",
+        "cpu",
+        "--data",
+        "keras",
+    ]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: could not download cifar10 from https://"), done.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith("error: could not download cifar10 from https://"), done.stderr[
+        -2000:
+    ]
     assert "start on" not in done.stdout and not (tmp_path / "results").exists()
     assert time.monotonic() - started < 120
 
@@ -181,9 +260,25 @@ def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts
 def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(tmp_path):
     """The seed's configs under the real quick profile: on this CPU, hours of training. It stops
     before anything trains, saying how long and how to go on."""
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(ROOT / "params"), "--results",
-               str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "quick", "--subset",
-               "seed", "--gpus", "cpu", "--data", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(ROOT / "params"),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "quick",
+        "--subset",
+        "seed",
+        "--gpus",
+        "cpu",
+        "--data",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 2, done.stdout + done.stderr
     estimate = [line for line in done.stdout.splitlines() if line.startswith("estimate: at most ")]
@@ -197,8 +292,21 @@ def test_the_quick_profile_on_a_machine_with_no_gpu_is_refused_with_an_estimate(
 def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_path):
     """GPUS=0 where the backend sees no GPU (this machine; or a CPU-only build on a GPU machine)."""
     params = write_params(tmp_path, {"a-good": GOOD})
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(params), "--results", str(tmp_path / "results"),
-               "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(params),
+        "--results",
+        str(tmp_path / "results"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "tiny",
+        "--gpus",
+        "0",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight: ")]
@@ -217,16 +325,40 @@ def test_a_relative_data_dir_is_read_from_the_folder_the_command_runs_in(tmp_pat
             Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")
     config = "dataset: image_folder\ndata_dir: images\nfamily: paper\ndepth: 56\nmax_epochs: 1\n"
     write_params(tmp_path, {"a-relative": config, "b-missing": config.replace("data_dir: images", "data_dir: nowhere")})
-    command = [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"),
-               "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "cpu", "--no-preflight"]
-    refused = subprocess.run([*command, "--results", str(tmp_path / "results")], capture_output=True, text=True,
-                             timeout=300, cwd=tmp_path / "work")
+    command = [
+        sys.executable,
+        "-m",
+        "resattn.suite.reproduce",
+        "--params",
+        str(tmp_path / "params"),
+        "--notebooks",
+        str(ROOT / "notebooks"),
+        "--profile",
+        "tiny",
+        "--gpus",
+        "cpu",
+        "--no-preflight",
+    ]
+    refused = subprocess.run(
+        [*command, "--results", str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path / "work",
+    )
     assert refused.returncode == 2 and not (tmp_path / "results").exists()
-    assert f"b-missing.yaml: data_dir={tmp_path / 'work' / 'nowhere'} does not exist (a relative data_dir is read " \
-           f"from the folder the command runs in, {tmp_path / 'work'})" in refused.stderr
+    assert (
+        f"b-missing.yaml: data_dir={tmp_path / 'work' / 'nowhere'} does not exist (a relative data_dir is read "
+        f"from the folder the command runs in, {tmp_path / 'work'})" in refused.stderr
+    )
     (tmp_path / "params" / "b-missing.yaml").unlink()
-    done = subprocess.run([*command, "--results", str(tmp_path / "results")], capture_output=True, text=True,
-                          timeout=900, cwd=tmp_path / "work")
+    done = subprocess.run(
+        [*command, "--results", str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path / "work",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     record = read_json(tmp_path / "results" / "a-relative" / "config.json")
     assert record["data"]["data_dir"] == str(tmp_path / "work" / "images") and record["data"]["train_size"] == 12
@@ -283,11 +415,32 @@ def test_a_changed_config_is_trained_again_and_force_retrains_a_finished_one_kee
     skipped = reproduce(tmp_path)
     assert "1 finished already (skipped), 0 to run" in skipped.stdout
     forced = subprocess.run(
-        [sys.executable, "-m", "resattn.suite.reproduce", "--params", str(tmp_path / "params"), "--results",
-         str(tmp_path / "results"), "--notebooks", str(ROOT / "notebooks"), "--profile", "tiny", "--gpus", "cpu",
-         "--no-preflight", "--force"], capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "resattn.suite.reproduce",
+            "--params",
+            str(tmp_path / "params"),
+            "--results",
+            str(tmp_path / "results"),
+            "--notebooks",
+            str(ROOT / "notebooks"),
+            "--profile",
+            "tiny",
+            "--gpus",
+            "cpu",
+            "--no-preflight",
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert "force: a-good: its previous run is in " in forced.stdout and "0 finished already (skipped), 1 to run" in forced.stdout
+    assert (
+        "force: a-good: its previous run is in " in forced.stdout
+        and "0 finished already (skipped), 1 to run" in forced.stdout
+    )
     replaced = sorted((run_dir / "replaced").iterdir())
     assert len(replaced) == 2 and read_json(replaced[0] / "metrics.json") == first
     assert read_json(run_dir / "metrics.json")["status"] == "completed"

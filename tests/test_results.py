@@ -22,18 +22,31 @@ def fabricate(run_dir, status="completed", test_accuracy=None, seconds=10.0, see
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"seed": seed, "config": {"seed": seed}}))
     (run_dir / "state.json").write_text(json.dumps({"status": status, "epoch": epochs}))
-    history = pd.DataFrame({
-        "epoch": range(1, epochs + 1), "loss": [2.0, 1.5, 1.2][:epochs], "accuracy": [0.3, 0.5, 0.6][:epochs],
-        "val_loss": [2.1, 1.7, 1.4][:epochs], "val_accuracy": [0.25, 0.45, 0.55][:epochs],
-        "learning_rate": 0.1, "seconds": seconds,
-    })
+    history = pd.DataFrame(
+        {
+            "epoch": range(1, epochs + 1),
+            "loss": [2.0, 1.5, 1.2][:epochs],
+            "accuracy": [0.3, 0.5, 0.6][:epochs],
+            "val_loss": [2.1, 1.7, 1.4][:epochs],
+            "val_accuracy": [0.25, 0.45, 0.55][:epochs],
+            "learning_rate": 0.1,
+            "seconds": seconds,
+        }
+    )
     history.to_csv(run_dir / "history.csv", index=False)
     if status == "running":
         return
     metrics = {
-        "status": status, "epochs": epochs, "best_val_accuracy": 0.55, "final_val_accuracy": 0.55,
-        "test_loss": 1.0, "test_accuracy": test_accuracy, "seconds_per_epoch": seconds,
-        "images_per_second": 4000 / seconds, "parameters": {"total": 1_000}, "multiply_adds": 123,
+        "status": status,
+        "epochs": epochs,
+        "best_val_accuracy": 0.55,
+        "final_val_accuracy": 0.55,
+        "test_loss": 1.0,
+        "test_accuracy": test_accuracy,
+        "seconds_per_epoch": seconds,
+        "images_per_second": 4000 / seconds,
+        "parameters": {"total": 1_000},
+        "multiply_adds": 123,
     }
     if status == "failed":
         metrics = {"status": "failed", "error": "DataError: no such folder: /data"}
@@ -84,7 +97,12 @@ def test_the_seed_table_averages_repeats_and_sets_the_reported_figures_beside(ru
     assert row["s/epoch"] == pytest.approx(3.0)  # the finished runs' mean
     assert row["seed's s/epoch (T4)"] == SEED2.seconds_per_epoch
     assert (row["dataset"], row["depth"], row["optimizer"], row["mask activation"], row["mechanism"]) == (
-        "CIFAR-10", 56, "Adam", "mixed", "ARL")
+        "CIFAR-10",
+        56,
+        "Adam",
+        "mixed",
+        "ARL",
+    )
     assert table.loc["seed1-cifar10-a56-seedspatial-arl-adam", "status"] == "failed"
     assert table.loc["seed1-cifar10-a56-seedspatial-arl-adam", "mask activation"] == "spatial (seed variant)"
     assert table.loc["seed4-cifar10-a92-seedspatial-arl-sgd-published", "optimizer"] == "Nesterov SGD"
@@ -121,10 +139,15 @@ def test_the_summary_files_hold_every_table(runs_dir):
     assert list(titled)[0] == results.SEED_TITLE and len(titled) == 1 + 5
     for title in titled:
         assert f"## {title}" in text
-    assert ("| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 | test "
-            f"| {SEED2.accuracy:.2f} | {87 - SEED2.accuracy:.2f} |") in text
+    assert (
+        "| seed2-cifar10-a56-mixed-arl-adam | CIFAR-10 | 56 | Adam | mixed | ARL | 87.00 | 1.41 | 2 | test "
+        f"| {SEED2.accuracy:.2f} | {87 - SEED2.accuracy:.2f} |"
+    ) in text
     local_conv = paper_errors("paper-cifar10-a56-localconv-arl")[0]
-    assert f"| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | - | {local_conv:.2f} | - | missing |" in text
+    assert (
+        f"| local convolutions | paper-cifar10-a56-localconv-arl | - | - | 0 | - | {local_conv:.2f} | - | missing |"
+        in text
+    )
     frame = pd.read_csv(runs_dir / "summary.csv")
     assert set(frame["table"]) == set(titled)
     assert len(frame) == sum(len(table) for table in titled.values())
@@ -158,4 +181,5 @@ def test_each_paper_row_points_at_the_config_it_names(table, row, config, error)
         activation = {"channel (f2)": "channel", "spatial (f3)": "spatial"}.get(row, "mixed")
         assert config["mask_activation"] == activation
         assert config.get("mask_structure", "encoder_decoder") == (
-            "local_conv" if row == "local convolutions" else "encoder_decoder")
+            "local_conv" if row == "local convolutions" else "encoder_decoder"
+        )

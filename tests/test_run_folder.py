@@ -16,8 +16,18 @@ from resattn.train.loop import train
 from resattn.train.run_config import RunConfig
 from resattn.train.run_folder import RunFolder, RunFolderBusy, hold_lock, lend_lock
 
-TINY = {"dataset": "synthetic", "synthetic_size": 48, "image_size": 16, "validation_split": 0.25, "family": "seed",
-        "depth": 56, "recipe": "seed_adam", "batch_size": 12, "max_epochs": 2, "seed": 3}
+TINY = {
+    "dataset": "synthetic",
+    "synthetic_size": 48,
+    "image_size": 16,
+    "validation_split": 0.25,
+    "family": "seed",
+    "depth": 56,
+    "recipe": "seed_adam",
+    "batch_size": 12,
+    "max_epochs": 2,
+    "seed": 3,
+}
 
 
 class Crash(RuntimeError):
@@ -60,11 +70,16 @@ def test_moved_data_resumes_the_run_and_keeps_its_checkpoint(tmp_path):
 
 def test_the_datas_location_is_not_part_of_a_runs_identity_but_its_content_is(tmp_path):
     cifar = {**TINY, "dataset": "cifar10", "image_size": 32}
-    assert RunConfig.from_mapping(cifar).identity() == RunConfig.from_mapping({**cifar, "data_dir": "/any/copy"}).identity()
+    assert (
+        RunConfig.from_mapping(cifar).identity()
+        == RunConfig.from_mapping({**cifar, "data_dir": "/any/copy"}).identity()
+    )
     first = image_folder(tmp_path / "a")
     second = image_folder(tmp_path / "b", per_class=7)
-    identities = [RunConfig.from_mapping({**TINY, "dataset": "image_folder", "data_dir": str(folder)}).identity()
-                  for folder in (first, second)]
+    identities = [
+        RunConfig.from_mapping({**TINY, "dataset": "image_folder", "data_dir": str(folder)}).identity()
+        for folder in (first, second)
+    ]
     assert identities[0]["data.content"] != identities[1]["data.content"]
     # Defaults filled in: naming a default is the same run.
     assert RunConfig.from_mapping(TINY).identity() == RunConfig.from_mapping({**TINY, "label_noise": 0.0}).identity()
@@ -98,25 +113,41 @@ def test_a_forced_retrain_killed_in_its_second_epoch_leaves_none_of_the_old_runs
     new_events = sorted(path.name for path in (run / "tensorboard").iterdir())
     assert len(new_events) == 1 and not set(new_events) & set(old_events)
     replaced = next((run / "replaced").iterdir())
-    assert {"metrics.json", "model.keras", "state.json", "history.csv", "tensorboard"} <= {p.name for p in replaced.iterdir()}
+    assert {"metrics.json", "model.keras", "state.json", "history.csv", "tensorboard"} <= {
+        p.name for p in replaced.iterdir()
+    }
     assert RunFolder(run).status() == "failed"
 
 
 def test_a_second_writer_is_refused_with_one_line_naming_the_holder(tmp_path):
     run = tmp_path / "run"
     with hold_lock(run) as token:
-        with pytest.raises(RunFolderBusy, match=rf"{run} is being written by pid {os.getpid()} on .*one run folder takes one writer"):
+        with pytest.raises(
+            RunFolderBusy, match=rf"{run} is being written by pid {os.getpid()} on .*one run folder takes one writer"
+        ):
             train(TINY, run, log=lambda line: None)
         assert not (run / "state.json").exists()
         assert RunFolder(run).is_locked() and RunFolder(run).status() == "running"
-        done = subprocess.run([sys.executable, "-m", "resattn.train", *(f"{k}={v}" for k, v in TINY.items()),
-                               "--run-dir", str(run)], capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "resattn.train", *(f"{k}={v}" for k, v in TINY.items()), "--run-dir", str(run)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-        assert done.returncode == 2 and len(errors) == 1 and f"{run} is being written by pid {os.getpid()} on " in errors[0]
+        assert (
+            done.returncode == 2
+            and len(errors) == 1
+            and f"{run} is being written by pid {os.getpid()} on " in errors[0]
+        )
         # A child the holder lends the lock to (the grid's notebook) writes the folder.
-        lent = subprocess.run([sys.executable, "-m", "resattn.train", *(f"{k}={v}" for k, v in TINY.items()),
-                               "--run-dir", str(run)], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **lend_lock(run, token)})
+        lent = subprocess.run(
+            [sys.executable, "-m", "resattn.train", *(f"{k}={v}" for k, v in TINY.items()), "--run-dir", str(run)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **lend_lock(run, token)},
+        )
         assert lent.returncode == 0, lent.stdout + lent.stderr
     assert not RunFolder(run).is_locked()
     assert train(TINY, run, log=lambda line: None)["status"] == "completed"  # released

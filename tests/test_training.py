@@ -72,7 +72,16 @@ def test_short_run_learns_and_writes_every_file(reference_run):
     assert metrics["seconds_per_epoch"] > 0 and metrics["images_per_second"] > 0
     rows = history(run_dir)
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "warmup"]
+    assert list(rows[0]) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+        "seconds",
+        "warmup",
+    ]
     assert [row["warmup"] for row in rows] == ["1", "0", "0"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["seed"] == 5 and config["versions"]["keras"] == keras.__version__ and config["device"]
@@ -121,7 +130,8 @@ def test_steps_per_execution_changes_no_figure(reference_run, tmp_path):
     train({**QUICK, "steps_per_execution": 3}, tmp_path, log=lines.append)
     columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "warmup")
     assert [[row[key] for key in columns] for row in history(tmp_path)] == [
-        [row[key] for key in columns] for row in history(reference_run[0])]
+        [row[key] for key in columns] for row in history(reference_run[0])
+    ]
     assert json.loads((tmp_path / "config.json").read_text())["execution"]["steps_per_execution"] == 3
     assert sum(line.startswith("epoch ") for line in lines) == 3
     assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-0003.npz"]
@@ -170,7 +180,8 @@ def test_sigkilled_run_resumes_from_its_last_epoch_and_trains_as_if_never_stoppe
     assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-0003.npz"]
     columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
     assert [[row[key] for key in columns] for row in history(tmp_path)] == [
-        [row[key] for key in columns] for row in history(reference_run[0])]
+        [row[key] for key in columns] for row in history(reference_run[0])
+    ]
 
 
 def test_a_run_killed_after_its_last_epoch_writes_its_model_and_figures_without_training(reference_run, tmp_path):
@@ -246,8 +257,10 @@ def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_weight_decay_penal
         ({"learning_rte": 0.1}, r"unknown config key 'learning_rte'; valid keys: recipe, seed, dataset"),
         ({"recipe": "sgd"}, r"recipe='sgd' .*\('seed_adam', 'seed_sgd', 'paper', 'fast'\)"),
         ({"warmup_epochs": -1}, r"warmup_epochs=-1 .*integer >= 0"),
-        ({"early_stopping_monitor": "val_accuracy", "early_stopping_patience": 3, "validation_split": 0.0},
-         r"early_stopping_monitor='val_accuracy' is not valid with validation_split=0 .*never stop"),
+        (
+            {"early_stopping_monitor": "val_accuracy", "early_stopping_patience": 3, "validation_split": 0.0},
+            r"early_stopping_monitor='val_accuracy' is not valid with validation_split=0 .*never stop",
+        ),
         ({"batch_size": 0}, r"batch_size=0 .*integer >= 1"),
         ({"early_stopping_monitor": "loss"}, r"early_stopping_monitor='loss' .*\('accuracy', 'val_accuracy'\)"),
         ({"precision": "fp8"}, r"precision='fp8' .*'float32', 'bfloat16', 'float16'"),
@@ -367,14 +380,19 @@ def test_a_checkpoint_restores_the_optimizer_with_its_wrapper_step_and_momentum(
         assert len(model.optimizer.variables) == len(restored.optimizer.variables)
         assert sum("momentum" in v.path for v in model.optimizer.variables) > 100
         assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, restored.optimizer.variables))
-        weights = [(a.path, np.array(a), np.array(b)) for a, b in zip(model.variables, restored.variables)
-                   if checkpoint.endswith(".npz") or "seed_generator" not in a.path]  # .keras leaves the seeds out
+        weights = [
+            (a.path, np.array(a), np.array(b))
+            for a, b in zip(model.variables, restored.variables)
+            if checkpoint.endswith(".npz") or "seed_generator" not in a.path
+        ]  # .keras leaves the seeds out
         assert all(np.array_equal(a, b) for _, a, b in weights)
 
     with np.load(tmp_path / "checkpoint-0001.npz") as saved:
         np.savez(tmp_path / "short.npz", **{key: saved[key] for key in sorted(saved.files)[:-1]})
     count = len(model.variables) + len(model.optimizer.variables)
-    with pytest.raises(ValueError, match=f"short.npz holds {count - 1} variables that do not match this run's model \\({count} "):
+    with pytest.raises(
+        ValueError, match=f"short.npz holds {count - 1} variables that do not match this run's model \\({count} "
+    ):
         restore_checkpoint(restored, tmp_path / "short.npz")
 
 
@@ -385,12 +403,19 @@ def test_a_run_given_a_gpu_it_cannot_see_stops_with_one_line(tmp_path):
         pytest.skip("this machine has a GPU")
     args = [f"{key}={value}" for key, value in QUICK.items()]
     env = {**os.environ, "RESATTN_DEVICE": "gpu", "CUDA_VISIBLE_DEVICES": "0"}
-    done = subprocess.run([sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: this run was given GPU 0 but {keras.backend.backend()} sees no GPU (a CPU-only build,"
-                      " or no driver): run `make setup` on a machine where nvidia-smi works, or GPUS=cpu"]
+    assert errors == [
+        f"error: this run was given GPU 0 but {keras.backend.backend()} sees no GPU (a CPU-only build,"
+        " or no driver): run `make setup` on a machine where nvidia-smi works, or GPUS=cpu"
+    ]
     assert not (tmp_path / "history.csv").exists()
 
 
@@ -416,8 +441,16 @@ def batch_order(first_epoch, epochs, seed):
     model = FirstImageOfEachBatch()
     model.compile(optimizer="sgd", loss="mse")
     images = np.arange(32, dtype="float32")[:, None]
-    fit_epochs(model, images, np.zeros((32, 1), "float32"), batch_size=8, epochs=epochs, seed=seed,
-               first_epoch=first_epoch, callbacks=[record])
+    fit_epochs(
+        model,
+        images,
+        np.zeros((32, 1), "float32"),
+        batch_size=8,
+        epochs=epochs,
+        seed=seed,
+        first_epoch=first_epoch,
+        callbacks=[record],
+    )
     return [seen[i : i + 4] for i in range(0, len(seen), 4)]
 
 
@@ -434,10 +467,15 @@ def test_every_epoch_visits_the_images_in_its_own_order_fixed_by_seed_and_epoch(
 
 def test_the_command_line_without_a_dataset_is_refused_rather_than_training_on_synthetic_images(tmp_path):
     args = [f"{key}={value}" for key, value in QUICK.items() if key != "dataset"]
-    done = subprocess.run([sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "resattn.train", *args, "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 2 and errors == [
         "error: no dataset given; add dataset=... (one of cifar10, cifar100, image_folder, synthetic) to the command "
-        "line or the params file"]
+        "line or the params file"
+    ]
     assert not (tmp_path / "run").exists()

@@ -140,7 +140,9 @@ def check_data_options(name, data_dir, validation_split, label_noise, image_size
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r} is not valid; choose one of {DATASETS}")
     if name == "image_folder" and data_dir is None:
-        raise ValueError("dataset='image_folder' needs data_dir: a folder with train/<class>/ images or a .tar.gz of one")
+        raise ValueError(
+            "dataset='image_folder' needs data_dir: a folder with train/<class>/ images or a .tar.gz of one"
+        )
     if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
         raise ValueError(f"validation_split={validation_split!r} is not valid; it must be a number in [0, 1)")
     if not (isinstance(label_noise, (int, float)) and 0 <= label_noise <= 1):
@@ -412,8 +414,11 @@ def _class_files(folder, class_names):
         if not class_folder.is_dir():
             raise DataError(f"{folder} has no folder for class {name!r} (classes come from train/)")
         # macOS leaves "._name.jpg" files of metadata beside the images it copies: not images.
-        files += [(path, label) for path in sorted(class_folder.iterdir())
-                  if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("._")]
+        files += [
+            (path, label)
+            for path in sorted(class_folder.iterdir())
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("._")
+        ]
     if not files:
         raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files

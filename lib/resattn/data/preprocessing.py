@@ -41,7 +41,10 @@ def preprocessing_layers(kind, x_train, seed, augment=True):
         mean_image = x_train.astype(np.float64).mean(axis=0)
         scaling = [
             layers.Normalization(
-                axis=(1, 2, 3), mean=mean_image, variance=np.ones_like(mean_image), dtype="float32",
+                axis=(1, 2, 3),
+                mean=mean_image,
+                variance=np.ones_like(mean_image),
+                dtype="float32",
                 name="per_pixel_mean",
             )
         ]
@@ -107,8 +110,13 @@ class RandomShift(layers.Layer):
         return ops.cast(matrix, dtype)
 
     def get_config(self):
-        return {**super().get_config(), "max_shift": self.max_shift, "unit": self.unit,
-                "fill_mode": self.fill_mode, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "max_shift": self.max_shift,
+            "unit": self.unit,
+            "fill_mode": self.fill_mode,
+            "seed": self.seed,
+        }
 
 
 @keras.saving.register_keras_serializable(package="resattn")

@@ -72,9 +72,7 @@ def conv2d(x, filters, kernel_size, convention, stride=1, name=None):
 
 
 def bn_relu(x, convention, name):
-    x = BatchNormalization(
-        momentum=convention.bn_momentum, epsilon=convention.bn_epsilon, name=f"{name}_bn"
-    )(x)
+    x = BatchNormalization(momentum=convention.bn_momentum, epsilon=convention.bn_epsilon, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -146,7 +146,9 @@ def resolve_network(family="seed", depth=56, **options):
     if not spec.has_attention:
         stray = [key for key in ATTENTION_KEYS + ("wiring",) if key in given]
         if stray:
-            raise ValueError(f"{stray[0]}={given[stray[0]]!r} does not apply: family {family!r} has no attention modules")
+            raise ValueError(
+                f"{stray[0]}={given[stray[0]]!r} does not apply: family {family!r} has no attention modules"
+            )
     if "wiring" in given and family != "seed":
         raise ValueError(f"wiring={given['wiring']!r} applies only to family 'seed', not {family!r}")
 
@@ -204,9 +206,15 @@ def build_model(family="seed", depth=56, weights=None, **options):
     def module(x, stage, name, filters=None):
         levels, bottom = spec.mask_shapes[stage]
         module_spec = ModuleSpec(
-            p=config["p"], t=config["t"], r=config["r"], mask_levels=levels, mask_bottom=bottom,
-            mechanism=config["mechanism"], mask_activation=config["mask_activation"],
-            mask_structure=config["mask_structure"], convention=convention,
+            p=config["p"],
+            t=config["t"],
+            r=config["r"],
+            mask_levels=levels,
+            mask_bottom=bottom,
+            mechanism=config["mechanism"],
+            mask_activation=config["mask_activation"],
+            mask_structure=config["mask_structure"],
+            convention=convention,
         )
         return attention_module(x, filters or spec.stage_filters[stage], module_spec, name)
 
@@ -305,4 +313,3 @@ def _choice(given, key, default, choices):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
-

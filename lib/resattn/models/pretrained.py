@@ -49,7 +49,9 @@ def read_manifest(folder=WEIGHTS_DIR):
     manifest = Path(folder) / MANIFEST
     if not manifest.is_file():
         return {}
-    return {entry["name"]: PretrainedWeights(**entry, folder=Path(folder)) for entry in json.loads(manifest.read_text())}
+    return {
+        entry["name"]: PretrainedWeights(**entry, folder=Path(folder)) for entry in json.loads(manifest.read_text())
+    }
 
 
 def pretrained_names():
@@ -60,7 +62,9 @@ def pretrained(name, folder=WEIGHTS_DIR):
     """The manifest entry of a name; an unknown name raises ValueError listing the names."""
     entries = read_manifest(folder)
     if name not in entries:
-        raise ValueError(f"weights={name!r} is not valid; choose one of {tuple(entries)}, or give a path to a run's model.keras")
+        raise ValueError(
+            f"weights={name!r} is not valid; choose one of {tuple(entries)}, or give a path to a run's model.keras"
+        )
     return entries[name]
 
 
@@ -75,8 +79,10 @@ def read_weights(entry):
         raise ValueError(f"weights={entry.name!r}: {entry.path} is missing")
     found = sha256(entry.path)
     if found != entry.sha256:
-        raise ValueError(f"weights={entry.name!r}: {entry.path} is corrupt (sha256 {found[:12]}..., the manifest "
-                         f"says {entry.sha256[:12]}...)")
+        raise ValueError(
+            f"weights={entry.name!r}: {entry.path} is corrupt (sha256 {found[:12]}..., the manifest "
+            f"says {entry.sha256[:12]}...)"
+        )
     return read_arrays(entry.path)
 
 
@@ -88,8 +94,10 @@ def read_arrays(path):
 
 def write_weights(network, path):
     """The network's weights, float16, one array a weight in order (`read_weights` reads them)."""
-    arrays = {f"{index:04d}": np.asarray(keras.ops.convert_to_numpy(weight), np.float16)
-              for index, weight in enumerate(network.weights)}
+    arrays = {
+        f"{index:04d}": np.asarray(keras.ops.convert_to_numpy(weight), np.float16)
+        for index, weight in enumerate(network.weights)
+    }
     np.savez_compressed(path, **arrays)
 
 
@@ -124,7 +132,9 @@ def load_pretrained(weights):
     height, width, channels = network.input_shape[1:]
     shape_only = np.zeros((1, height, width, channels), np.uint8)  # `paper` scaling would need the training images
     if entry.preprocessing == "paper":
-        raise ValueError(f"weights={entry.name!r}: the paper's per-pixel mean is not stored; load the run's model.keras")
+        raise ValueError(
+            f"weights={entry.name!r}: the paper's per-pixel mean is not stored; load the run's model.keras"
+        )
     return training_model(network, entry.preprocessing, shape_only, seed=0, augment=False)
 
 
@@ -141,5 +151,7 @@ def _network_of(model):
 def _check_same_network(network, expected_name, shapes, source):
     own = [tuple(weight.shape) for weight in network.weights]
     if network.name != expected_name or own != [tuple(shape) for shape in shapes]:
-        raise ValueError(f"weights={str(source)!r} are for network {expected_name!r} ({len(shapes)} weights), not for "
-                         f"{network.name!r} ({len(own)} weights)")
+        raise ValueError(
+            f"weights={str(source)!r} are for network {expected_name!r} ({len(shapes)} weights), not for "
+            f"{network.name!r} ({len(own)} weights)"
+        )

@@ -45,12 +45,15 @@ def estimate(jobs, slots, environment):
     steps = distinct_steps(jobs)
     keys = sorted(steps, key=_build_cost, reverse=True)
     probe = keys[-1]  # the quickest to build and compile: its training steps are timed
-    shares = [keys[index::len(slots)] for index in range(min(len(slots), len(keys)))]
+    shares = [keys[index :: len(slots)] for index in range(min(len(slots), len(keys)))]
     children = []
     for share, slot in zip(shares, slots):
         command = [sys.executable, "-m", "resattn.suite.estimate", *(["--time"] if probe in share else []), *share]
-        children.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         env=environment(slot)))
+        children.append(
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment(slot)
+            )
+        )
     macs, report = {}, None
     for share, child in zip(shares, children):
         output, _ = child.communicate(timeout=3600)
@@ -63,8 +66,10 @@ def estimate(jobs, slots, environment):
         report = reports[-1] if "rate" in reports[-1] else report
     work = sum(3 * macs[key] * training_images(job.effective) for key, group in steps.items() for job in group)
     seconds = work / report["rate"] / len(slots)
-    how = (f"{work:.2g} multiply-adds of training at the {report['rate'] / 1e9:,.1f} G/s measured here "
-           f"({report['probe']}), on {len(slots)} slot(s)")
+    how = (
+        f"{work:.2g} multiply-adds of training at the {report['rate'] / 1e9:,.1f} G/s measured here "
+        f"({report['probe']}), on {len(slots)} slot(s)"
+    )
     return seconds, how
 
 
@@ -97,8 +102,10 @@ def measure(steps, timed):
     started = time.perf_counter()
     model.fit(images, labels, batch_size=batch, epochs=1, verbose=0)
     seconds = time.perf_counter() - started
-    probe = (f"{model.layers[-1].name}, {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}"
-             f", batch {batch}")
+    probe = (
+        f"{model.layers[-1].name}, {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}"
+        f", batch {batch}"
+    )
     return {"rate": 3 * macs[-1] * len(images) / seconds, "probe": probe, "macs": macs}
 
 

@@ -46,17 +46,30 @@ def export(run_dir, name, data, split, folder=WEIGHTS_DIR, echo=print):
     stored = keras.saving.load_model(run_dir / "model.keras")
     stored.layers[-1].set_weights([w.astype("float32") for w in read_arrays(path)])
     stored_accuracy = stored.evaluate(dataset.x_val, y_val, batch_size=500, verbose=0, return_dict=True)["accuracy"]
-    echo(f"{name}: validation accuracy {accuracy:.4f} with the run's weights, {stored_accuracy:.4f} stored in float16 "
-         f"({path.stat().st_size / 1e6:.1f} MB)")
+    echo(
+        f"{name}: validation accuracy {accuracy:.4f} with the run's weights, {stored_accuracy:.4f} stored in float16 "
+        f"({path.stat().st_size / 1e6:.1f} MB)"
+    )
     if abs(stored_accuracy - accuracy) >= TOLERANCE:
         path.unlink()
-        raise ValueError(f"{name}: float16 storage moves the accuracy by {abs(stored_accuracy - accuracy) * 100:.2f} points")
+        raise ValueError(
+            f"{name}: float16 storage moves the accuracy by {abs(stored_accuracy - accuracy) * 100:.2f} points"
+        )
     model_options = {key: value for key, value in record["model"].items() if key != "name"}
     entry = PretrainedWeights(
-        name=name, config=run_dir.name, network=model_options, preprocessing=record["recipe"]["preprocessing"],
-        recipe=record["recipe_name"], data=data, split=split, epochs=metrics["epochs"],
-        val_accuracy=round(float(accuracy), 4), stored_val_accuracy=round(float(stored_accuracy), 4),
-        file=path.name, sha256=sha256(path), folder=folder,
+        name=name,
+        config=run_dir.name,
+        network=model_options,
+        preprocessing=record["recipe"]["preprocessing"],
+        recipe=record["recipe_name"],
+        data=data,
+        split=split,
+        epochs=metrics["epochs"],
+        val_accuracy=round(float(accuracy), 4),
+        stored_val_accuracy=round(float(stored_accuracy), 4),
+        file=path.name,
+        sha256=sha256(path),
+        folder=folder,
     )
     entries = {**read_manifest(folder), name: entry}
     (folder / MANIFEST).write_text(json.dumps([e.to_dict() for e in entries.values()], indent=1) + "\n")

@@ -36,15 +36,20 @@ TRAIN_NOTEBOOK = "train.ipynb"
 ERROR_FILE = "notebook-error.txt"
 STORAGE_CHECK = ".storage-check"
 # papermill's words when the kernel never came up: a start-up race, worth another try.
-KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond",
-                         "ZMQError: Address already in use")
+KERNEL_START_FAILURES = (
+    "Kernel died before replying to kernel_info",
+    "Kernel didn't respond",
+    "ZMQError: Address already in use",
+)
 # papermill's words when the kernel died under a running notebook: the run resumes on a retry.
 KERNEL_DEATHS = ("DeadKernelError", "Kernel died")
 RETRIES = 3  # after a dead worker, node or kernel, or a kernel that did not start
 LOCK_WAIT = 120  # seconds a retried task waits for its first try's process to let go of the run folder
 # The lines of a run shown on the console (all of its output goes to its log.txt): the training's
 # progress and any error.
-PROGRESS = re.compile(r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b")
+PROGRESS = re.compile(
+    r"^(data: |training |epoch \d|resuming |completed |early_stopped |diverged |early stopping|loss is )|Error\b"
+)
 
 
 class KernelStartFailed(RuntimeError):
@@ -74,16 +79,22 @@ class DeviceMissing(Exception):
 def check_address(address, timeout=5.0):
     """Fails within `timeout` seconds if nothing listens at host:port (Ray itself retries for minutes)."""
     if address.startswith("ray://"):
-        raise Unreachable(f"RAY_ADDRESS={address!r} is a Ray Client address, which the grid does not use; run the "
-                          "command on a node of the cluster with the head's address, like 10.0.0.1:6379")
+        raise Unreachable(
+            f"RAY_ADDRESS={address!r} is a Ray Client address, which the grid does not use; run the "
+            "command on a node of the cluster with the head's address, like 10.0.0.1:6379"
+        )
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise Unreachable(f"RAY_ADDRESS={address!r} is not valid; give host:port of a Ray head node, like 10.0.0.1:6379")
+        raise Unreachable(
+            f"RAY_ADDRESS={address!r} is not valid; give host:port of a Ray head node, like 10.0.0.1:6379"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
-        raise Unreachable(f"RAY_ADDRESS={address}: no Ray cluster answers there ({error.strerror or error}); start "
-                          "one with `ray start --head`, or leave RAY_ADDRESS unset to run on this machine") from None
+        raise Unreachable(
+            f"RAY_ADDRESS={address}: no Ray cluster answers there ({error.strerror or error}); start "
+            "one with `ray start --head`, or leave RAY_ADDRESS unset to run on this machine"
+        ) from None
 
 
 def start(address, gpu_slots, cpu_slots):
@@ -102,8 +113,13 @@ def start(address, gpu_slots, cpu_slots):
         # test suite, another grid): a run that takes hours got a third of the CPU beside them.
         os.environ.setdefault("RAY_worker_niceness", "0")
         # "local": a Ray of its own, never a cluster another process started on this machine.
-        ray.init(address="local", num_cpus=max(len(gpu_slots), cpu_slots), num_gpus=len(gpu_slots),
-                 include_dashboard=False, **quiet)
+        ray.init(
+            address="local",
+            num_cpus=max(len(gpu_slots), cpu_slots),
+            num_gpus=len(gpu_slots),
+            include_dashboard=False,
+            **quiet,
+        )
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
@@ -146,11 +162,15 @@ def check_shared_storage(results_dir):
     try:
         for where, (problem, node_id) in on_every_node(_storage_probe, str(folder), token).items():
             if not problem and not (folder / f"node-{token}-{node_id}").exists():
-                raise SharedStorageMissing(f"node {where} wrote into {folder.parent} but the driver cannot see it; "
-                                           "every node must see the results folder at the same path (a shared filesystem)")
+                raise SharedStorageMissing(
+                    f"node {where} wrote into {folder.parent} but the driver cannot see it; "
+                    "every node must see the results folder at the same path (a shared filesystem)"
+                )
             if problem:
-                raise SharedStorageMissing(f"node {where} cannot use the results folder {folder.parent}: {problem}; "
-                                           "every node must see it at the same path (a shared filesystem)")
+                raise SharedStorageMissing(
+                    f"node {where} cannot use the results folder {folder.parent}: {problem}; "
+                    "every node must see it at the same path (a shared filesystem)"
+                )
     finally:
         for path in folder.glob(f"*-{token}*"):
             path.unlink(missing_ok=True)
@@ -176,10 +196,16 @@ def check_data_on_nodes(paths, downloaded):
     them into its own cache (DATA=keras)."""
     for where, missing in on_every_node(_missing_paths, sorted(str(path) for path in paths)).items():
         if missing:
-            how = (" (DATA=keras downloads the archives on this machine only: give DATA=<a folder of them that every "
-                   "node sees>)" if downloaded else "")
-            raise DataMissing(f"node {where} cannot see the data at {missing[0]}; every node must see it at the same "
-                              f"path (a shared filesystem){how}")
+            how = (
+                " (DATA=keras downloads the archives on this machine only: give DATA=<a folder of them that every "
+                "node sees>)"
+                if downloaded
+                else ""
+            )
+            raise DataMissing(
+                f"node {where} cannot see the data at {missing[0]}; every node must see it at the same "
+                f"path (a shared filesystem){how}"
+            )
 
 
 def _missing_paths(paths):
@@ -199,8 +225,9 @@ def _device_probe():
     from resattn.suite.preflight import last_error
 
     command = [sys.executable, "-c", "from resattn.train.devices import check_device; check_device()"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "RESATTN_DEVICE": "gpu"})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "RESATTN_DEVICE": "gpu"}
+    )
     return None if done.returncode == 0 else last_error(done.stdout + done.stderr)
 
 
@@ -219,7 +246,9 @@ def remote_preflight(jobs, uses_gpus):
     on the kind of device a run gets; returns its failure lines, printing its progress."""
     import ray
 
-    failures, lines = ray.get(ray.remote(max_retries=1)(_preflight).options(**_run_resources(uses_gpus)).remote(jobs, uses_gpus))
+    failures, lines = ray.get(
+        ray.remote(max_retries=1)(_preflight).options(**_run_resources(uses_gpus)).remote(jobs, uses_gpus)
+    )
     for line in lines:
         print(line, flush=True)
     return failures
@@ -243,8 +272,10 @@ def _preflight(jobs, uses_gpus):
 def submit(job, parameters, notebooks_dir, uses_gpus, lines):
     """Starts the job's task; `lines` is a ray.util.queue.Queue that gets its console lines.
     Tasks start in the order they are submitted."""
-    return _notebook_task().options(**_run_resources(uses_gpus), name=job.name).remote(
-        job.name, str(job.run_dir.resolve()), parameters, str(Path(notebooks_dir).resolve()), uses_gpus, lines
+    return (
+        _notebook_task()
+        .options(**_run_resources(uses_gpus), name=job.name)
+        .remote(job.name, str(job.run_dir.resolve()), parameters, str(Path(notebooks_dir).resolve()), uses_gpus, lines)
     )
 
 
@@ -279,20 +310,35 @@ def _run_locked_notebook(name, run_dir, parameters, notebooks_dir, uses_gpus, sa
 
     node = node_name()
     devices = os.environ.get("CUDA_VISIBLE_DEVICES", "") if uses_gpus else "-1"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "RESATTN_DEVICE": "gpu" if uses_gpus else "cpu",
-           "RESATTN_NODE": node, **lend_lock(run_dir, token)}
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": devices,
+        "RESATTN_DEVICE": "gpu" if uses_gpus else "cpu",
+        "RESATTN_NODE": node,
+        **lend_lock(run_dir, token),
+    }
     (run_dir / "parameters.yaml").write_text(yaml.safe_dump(parameters, sort_keys=False))
     command = [
-        sys.executable, "-m", "papermill", str(Path(notebooks_dir) / TRAIN_NOTEBOOK), str(run_dir / TRAIN_NOTEBOOK),
-        "-f", str(run_dir / "parameters.yaml"), "--cwd", notebooks_dir, "--log-output", "--no-progress-bar",
+        sys.executable,
+        "-m",
+        "papermill",
+        str(Path(notebooks_dir) / TRAIN_NOTEBOOK),
+        str(run_dir / TRAIN_NOTEBOOK),
+        "-f",
+        str(run_dir / "parameters.yaml"),
+        "--cwd",
+        notebooks_dir,
+        "--log-output",
+        "--no-progress-bar",
     ]
     where = f"GPU {devices}" if uses_gpus else "CPU"
     say(f"[{name}] start on node {node}, {where}")
     output = []
     with open(run_dir / "log.txt", "a") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} on node {node}, {where}\n")
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                   preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent
+        )
         for line in process.stdout:
             log.write(line)
             log.flush()

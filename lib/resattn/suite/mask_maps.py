@@ -37,8 +37,10 @@ def soft_masks(model, images):
     probe = keras.Model(network.inputs, [network.get_layer(name).output for name in names])
     outputs = probe(preprocess(keras.ops.convert_to_tensor(images), training=False), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return {name: np.asarray(keras.ops.convert_to_numpy(keras.ops.mean(output, axis=-1)), dtype=np.float32)
-            for name, output in zip(names, outputs)}
+    return {
+        name: np.asarray(keras.ops.convert_to_numpy(keras.ops.mean(output, axis=-1)), dtype=np.float32)
+        for name, output in zip(names, outputs)
+    }
 
 
 def predict(model, images):

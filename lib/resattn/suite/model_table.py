@@ -1,6 +1,6 @@
 """Prints every network's parameters and multiply-adds beside what the seed and the paper reported.
 
-    python -m resattn.suite.model_table          (or: make table)
+python -m resattn.suite.model_table          (or: make table)
 """
 
 import sys
@@ -34,8 +34,11 @@ ROWS = (
 def reported_size(options, seed_configs):
     """What the seed or the paper reported for a row's network, as text ("-" for nothing)."""
     if seed_configs:
-        counts = {figures.parameters for name, figures in SEED_RESULTS.items()
-                  if figures and name.split("-")[0] in seed_configs}
+        counts = {
+            figures.parameters
+            for name, figures in SEED_RESULTS.items()
+            if figures and name.split("-")[0] in seed_configs
+        }
         (count,) = counts  # the configs of one row train one network
         return f"{count:,} ({'seed ' + ', '.join(name.removeprefix('seed') for name in seed_configs)})"
     size = PAPER_SIZES.get((options["family"], options["depth"]))

@@ -33,8 +33,10 @@ def list_params_files(params_dir, subset="all", configs=None):
     patterns = [pattern.strip().removesuffix(".yaml") for pattern in configs.split(",") if pattern.strip()]
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(path.stem, pattern) for path in paths):
-            raise ParamsError(f"configs={pattern!r} matches no config of subset {subset!r}; choose among "
-                              f"{', '.join(path.stem for path in paths)}")
+            raise ParamsError(
+                f"configs={pattern!r} matches no config of subset {subset!r}; choose among "
+                f"{', '.join(path.stem for path in paths)}"
+            )
     return [path for path in paths if any(fnmatch.fnmatchcase(path.stem, pattern) for pattern in patterns)]
 
 
@@ -80,8 +82,10 @@ def apply_data_source(config, data_dir):
     if not is_image_folder(data_dir):
         return {**config, "data_dir": str(Path(data_dir).resolve())}
     if config["dataset"] != "cifar10":
-        raise ParamsError(f"data={data_dir} is an image folder, which stands for CIFAR-10 only; this "
-                          f"{config['dataset']} config needs a folder of the official archives (or configs=... without it)")
+        raise ParamsError(
+            f"data={data_dir} is an image folder, which stands for CIFAR-10 only; this "
+            f"{config['dataset']} config needs a folder of the official archives (or configs=... without it)"
+        )
     return {**config, "dataset": "image_folder", "data_dir": str(Path(data_dir).resolve())}
 
 
@@ -94,8 +98,11 @@ def notebook_parameters(notebook):
     source = "".join(tagged[0]["source"])
     parameters = {}
     for statement in ast.parse(source).body:
-        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name)):
+        if not (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+        ):
             raise ParamsError(f"{notebook}: the parameters cell may only assign plain literals to names")
         parameters[statement.targets[0].id] = ast.literal_eval(statement.value)
     return parameters
@@ -126,10 +133,15 @@ def check_params_file(path, notebook, profile=None, data_dir=None):
         raise ParamsError(f"{path}: unknown key {unknown[0]!r}; valid names: {', '.join(valid_keys)}")
     config = apply_data_source(config, data_dir)
     if config.get("data_dir") is not None:
-        config = {**config, "data_dir": str(Path(config["data_dir"]).resolve())}  # papermill's kernel runs in notebooks/
+        config = {
+            **config,
+            "data_dir": str(Path(config["data_dir"]).resolve()),
+        }  # papermill's kernel runs in notebooks/
         if not Path(config["data_dir"]).exists():
-            raise ParamsError(f"{path}: data_dir={config['data_dir']} does not exist (a relative data_dir is read "
-                              f"from the folder the command runs in, {Path.cwd()})")
+            raise ParamsError(
+                f"{path}: data_dir={config['data_dir']} does not exist (a relative data_dir is read "
+                f"from the folder the command runs in, {Path.cwd()})"
+            )
     effective = run_config(notebook_parameters(notebook) | config, profile or {})
     try:
         RunConfig.from_mapping(effective)

@@ -27,13 +27,23 @@ def sample_images(images, labels, class_names, count=16, columns=8):
 
 def learning_curves(history, title=""):
     """Training and validation accuracy and loss against epoch, from one run's history.csv."""
-    long = history.melt(id_vars="epoch", value_vars=[c for c in ("accuracy", "val_accuracy", "loss", "val_loss") if c in history])
+    long = history.melt(
+        id_vars="epoch", value_vars=[c for c in ("accuracy", "val_accuracy", "loss", "val_loss") if c in history]
+    )
     long = long.dropna(subset=["value"])
     long["metric"] = long["variable"].str.replace("val_", "", regex=False)
     long["split"] = np.where(long["variable"].str.startswith("val_"), "validation", "training")
     grid = sns.relplot(
-        data=long, x="epoch", y="value", hue="split", col="metric", kind="line", marker="o",
-        facet_kws={"sharey": False}, height=3.2, aspect=1.3,
+        data=long,
+        x="epoch",
+        y="value",
+        hue="split",
+        col="metric",
+        kind="line",
+        marker="o",
+        facet_kws={"sharey": False},
+        height=3.2,
+        aspect=1.3,
     )
     grid.set_titles("{col_name}")
     _integer_epochs(grid)
@@ -51,8 +61,16 @@ def curves_grid(histories, metric="accuracy", columns=4):
         axis.text(0.5, 0.5, "no run has a history yet", ha="center", va="center")
         return _done(figure)
     grid = sns.relplot(
-        data=data, x="epoch", y="value", hue="split", col="run", col_wrap=min(columns, data["run"].nunique()),
-        kind="line", height=2.4, aspect=1.3, facet_kws={"sharey": False, "sharex": False},
+        data=data,
+        x="epoch",
+        y="value",
+        hue="split",
+        col="run",
+        col_wrap=min(columns, data["run"].nunique()),
+        kind="line",
+        height=2.4,
+        aspect=1.3,
+        facet_kws={"sharey": False, "sharex": False},
     )
     grid.set_titles("{col_name}", size=8)
     grid.set_ylabels(metric)
@@ -100,7 +118,12 @@ def attention_overlays(images, masks, titles):
             height, width = image.shape[:2]
             axes[row, column].imshow(image)
             axes[row, column].imshow(
-                masks[name][row], cmap="jet", alpha=0.5, interpolation="bilinear", vmin=scales[name][0], vmax=scales[name][1],
+                masks[name][row],
+                cmap="jet",
+                alpha=0.5,
+                interpolation="bilinear",
+                vmin=scales[name][0],
+                vmax=scales[name][1],
                 extent=(-0.5, width - 0.5, height - 0.5, -0.5),
             )
             if row == 0:

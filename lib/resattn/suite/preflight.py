@@ -20,9 +20,26 @@ from resattn.data.datasets import CIFAR
 
 # The run keys that do not change the compiled step: the data and the schedule.
 NOT_IN_STEP = (
-    "dataset", "data_dir", "validation_split", "label_noise", "limit", "synthetic_size", "synthetic_classes",
-    "seed", "learning_rate", "epochs", "iterations", "lr_drops", "lr_drop_unit", "lr_schedule", "warmup_epochs", "early_stopping_patience",
-    "early_stopping_monitor", "schedule_scale", "max_epochs", "max_steps_per_epoch",
+    "dataset",
+    "data_dir",
+    "validation_split",
+    "label_noise",
+    "limit",
+    "synthetic_size",
+    "synthetic_classes",
+    "seed",
+    "learning_rate",
+    "epochs",
+    "iterations",
+    "lr_drops",
+    "lr_drop_unit",
+    "lr_schedule",
+    "warmup_epochs",
+    "early_stopping_patience",
+    "early_stopping_monitor",
+    "schedule_scale",
+    "max_epochs",
+    "max_steps_per_epoch",
 )
 CHILD_TIMEOUT = 3600  # compiling Attention-452 with XLA takes minutes; a hung device must not hang the grid
 
@@ -53,7 +70,9 @@ def run_preflight(jobs, slots, environment, echo=print):
     """Runs every distinct step, one process per step, at most one per slot at a time. Returns
     one line per failing step, naming the configs it affects ([] when all pass)."""
     steps = distinct_steps(jobs)
-    echo(f"preflight: {len(steps)} distinct network(s) of {len(jobs)} run(s), one training step each, in its own process")
+    echo(
+        f"preflight: {len(steps)} distinct network(s) of {len(jobs)} run(s), one training step each, in its own process"
+    )
     free = list(slots)
 
     def check(item):
@@ -84,10 +103,15 @@ def _child_step(key, env):
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode == 0 and reports and "error" not in reports[-1]:
         report = reports[-1]
-        return True, f"{report['network']} ({report['precision']}, XLA {'on' if report['xla'] else 'off'}, batch {report['batch_size']})"
+        return (
+            True,
+            f"{report['network']} ({report['precision']}, XLA {'on' if report['xla'] else 'off'}, batch {report['batch_size']})",
+        )
     step = json.loads(key)
     output = done.stdout + done.stderr
-    out_of_memory = [line for line in output.splitlines() if "OOM when allocating" in line or "RESOURCE_EXHAUSTED" in line]
+    out_of_memory = [
+        line for line in output.splitlines() if "OOM when allocating" in line or "RESOURCE_EXHAUSTED" in line
+    ]
     if out_of_memory:
         error = "out of memory: " + out_of_memory[-1].split("RESOURCE_EXHAUSTED: ")[-1].split(" on /job")[0]
     elif done.returncode < 0:
@@ -116,7 +140,9 @@ def step_model(run_config, batches=1):
 
     recipe, side, classes = run_config.recipe, run_config.data.image_size, run_config.model["num_classes"]
     keras.utils.set_random_seed(0)
-    images = np.random.default_rng(0).integers(0, 256, size=(recipe.batch_size * batches, side, side, 3), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(
+        0, 256, size=(recipe.batch_size * batches, side, side, 3), dtype=np.uint8
+    )
     labels = keras.utils.to_categorical(np.arange(len(images)) % classes, classes)
     return new_training_model(run_config.model, recipe, images, seed=0), images, labels
 
@@ -135,15 +161,23 @@ def one_step(step):
     loss = model.fit(images, labels, batch_size=recipe.batch_size, epochs=1, verbose=0).history["loss"][-1]
     if not np.isfinite(loss):
         raise FloatingPointError(f"the first step's loss is {loss}")
-    return {"network": model.layers[-1].name, "precision": recipe.compute_precision(),
-            "xla": recipe.compiles_with_xla(), "batch_size": recipe.batch_size, "loss": float(loss)}
+    return {
+        "network": model.layers[-1].name,
+        "precision": recipe.compute_precision(),
+        "xla": recipe.compiles_with_xla(),
+        "batch_size": recipe.batch_size,
+        "loss": float(loss),
+    }
 
 
 def _cause(error):
     """The line of an error's message that says what went wrong: TensorFlow's start with "Graph
     execution error:" and the Python stack of the failing node, and end with the cause."""
-    lines = [line.strip() for line in str(error).splitlines()
-             if line.strip() and not line[0].isspace() and not line.startswith(("[[", "Detected at node"))]
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line[0].isspace() and not line.startswith(("[[", "Detected at node"))
+    ]
     causes = [line for line in lines if line != "Graph execution error:"]
     return (causes or lines or ["(no message)"])[-1]
 

@@ -56,8 +56,11 @@ def _estimate_or_refuse(pending, slots, args):
     unless --allow-cpu (months of CPU time, found out hours in)."""
     most = max(training_images(job.effective) for job in pending)
     if most <= FEW_IMAGES and args.profile not in LONG_PROFILES:
-        print(f"estimate: skipped: no run trains more than {most} images; such a run's time is starting "
-              "its kernel and building and saving its network, which the estimate does not measure", flush=True)
+        print(
+            f"estimate: skipped: no run trains more than {most} images; such a run's time is starting "
+            "its kernel and building and saving its network, which the estimate does not measure",
+            flush=True,
+        )
         return
     try:
         seconds, how = estimate(pending, slots, slot_environment)
@@ -68,9 +71,12 @@ def _estimate_or_refuse(pending, slots, args):
         length = "far longer than on a GPU"
     on_cpu = all(slot in (None, "-1") for slot in slots)
     if on_cpu and args.profile in LONG_PROFILES and not args.allow_cpu:
-        print(f"error: the {args.profile} profile on this machine's CPU would take {length}: it is a job for a GPU."
-              " `make smoke` checks every config in minutes; --allow-cpu (make ... ALLOW_CPU=1) starts it anyway",
-              file=sys.stderr, flush=True)
+        print(
+            f"error: the {args.profile} profile on this machine's CPU would take {length}: it is a job for a GPU."
+            " `make smoke` checks every config in minutes; --allow-cpu (make ... ALLOW_CPU=1) starts it anyway",
+            file=sys.stderr,
+            flush=True,
+        )
         raise Refused()
 
 
@@ -96,9 +102,11 @@ def plan(params_dir, notebooks_dir, subset, profile_name, data_dir, seeds, confi
     params_keys(notebook)  # the notebook and the library agree on the keys
     profile = read_profile(params_dir, profile_name)
     if data_dir is not None and not (Path(data_dir).is_dir() or is_image_folder(data_dir)):
-        raise ParamsError(f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
-                          " and/or cifar-100-python.tar.gz, an image folder of CIFAR-10 (train/<class>/*) or a"
-                          " .tar.gz of one, or 'keras' to download them once into the cache")
+        raise ParamsError(
+            f"data={data_dir}: no such folder; give a folder holding cifar-10-python.tar.gz"
+            " and/or cifar-100-python.tar.gz, an image folder of CIFAR-10 (train/<class>/*) or a"
+            " .tar.gz of one, or 'keras' to download them once into the cache"
+        )
     paths = list_params_files(params_dir, subset, configs)
     if not paths:
         raise ParamsError(f"{params_dir}: no {'' if subset == 'all' else subset + ' '}configs (*.yaml) to run")
@@ -119,7 +127,9 @@ def is_finished(job):
         plan = plan_run(RunFolder(job.run_dir), RunConfig.from_mapping(job.effective))
     except DataError:
         return False
-    return plan.action == "serve" and (job.run_dir / TRAIN_NOTEBOOK).exists() and not (job.run_dir / ERROR_FILE).exists()
+    return (
+        plan.action == "serve" and (job.run_dir / TRAIN_NOTEBOOK).exists() and not (job.run_dir / ERROR_FILE).exists()
+    )
 
 
 def move_aside(jobs):
@@ -137,9 +147,20 @@ def run_results(notebooks_dir, results_dir, params_dir, echo=print):
     """Executes results.ipynb over `results_dir`; its output notebook goes there too."""
     notebooks_dir = Path(notebooks_dir).resolve()
     command = [
-        sys.executable, "-m", "papermill", str(notebooks_dir / RESULTS_NOTEBOOK),
-        str(Path(results_dir) / RESULTS_NOTEBOOK), "-p", "results_dir", str(Path(results_dir).resolve()),
-        "-p", "params_dir", str(Path(params_dir).resolve()), "--cwd", str(notebooks_dir), "--no-progress-bar",
+        sys.executable,
+        "-m",
+        "papermill",
+        str(notebooks_dir / RESULTS_NOTEBOOK),
+        str(Path(results_dir) / RESULTS_NOTEBOOK),
+        "-p",
+        "results_dir",
+        str(Path(results_dir).resolve()),
+        "-p",
+        "params_dir",
+        str(Path(params_dir).resolve()),
+        "--cwd",
+        str(notebooks_dir),
+        "--no-progress-bar",
     ]
     echo(f"results: executing {RESULTS_NOTEBOOK} over {results_dir}/")
     done = subprocess.run(command, capture_output=True, text=True)
@@ -152,26 +173,49 @@ def run_results(notebooks_dir, results_dir, params_dir, echo=print):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m resattn.suite.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--subset", default="all", help=f"which configs: {', '.join(SUBSETS)}")
-    parser.add_argument("--configs", default=None, help="only these configs of the subset: names or patterns, e.g. seed1-*,seed2-*")
+    parser.add_argument(
+        "--configs", default=None, help="only these configs of the subset: names or patterns, e.g. seed1-*,seed2-*"
+    )
     parser.add_argument("--profile", default="full", help="full, quick, fast, smoke or any params/profiles/*.yaml")
-    parser.add_argument("--data", default="keras", help="'keras' (download CIFAR once, before any config), a folder of the official "
-                        "archives, or an image folder of CIFAR-10 (train/<class>/*) or a .tar.gz of one, for CIFAR-10 configs")
-    parser.add_argument("--gpus", default="auto", help="auto (the GPUs CUDA_VISIBLE_DEVICES names, else every GPU or MIG device nvidia-smi lists), "
-                        "cpu, or devices: 0,1 or MIG-... UUIDs")
+    parser.add_argument(
+        "--data",
+        default="keras",
+        help="'keras' (download CIFAR once, before any config), a folder of the official "
+        "archives, or an image folder of CIFAR-10 (train/<class>/*) or a .tar.gz of one, for CIFAR-10 configs",
+    )
+    parser.add_argument(
+        "--gpus",
+        default="auto",
+        help="auto (the GPUs CUDA_VISIBLE_DEVICES names, else every GPU or MIG device nvidia-smi lists), "
+        "cpu, or devices: 0,1 or MIG-... UUIDs",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="configs at once when running on the CPU")
     parser.add_argument("--seeds", default=None, help="run every config once per seed, e.g. 0,1,2")
     parser.add_argument("--results", default=None, help="results folder (default results/, or results/<profile>/)")
     parser.add_argument("--params", default="params", help="the configs' folder")
     parser.add_argument("--notebooks", default="notebooks", help="the notebooks' folder")
     parser.add_argument("--results-only", action="store_true", help="only rebuild the results notebook and summary")
-    parser.add_argument("--allow-cpu", action="store_true",
-                        help="start the full or quick profile on a machine with no GPU (it prints how long it would take)")
-    parser.add_argument("--force", action="store_true",
-                        help="train every selected run again from scratch (each old run is moved into its folder's replaced/)")
-    parser.add_argument("--no-preflight", dest="preflight", action="store_false",
-                        help="skip the first training step of every network before the grid")
-    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None,
-                        help="host:port of a running Ray cluster (default: $RAY_ADDRESS; unset: Ray on this machine)")
+    parser.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="start the full or quick profile on a machine with no GPU (it prints how long it would take)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="train every selected run again from scratch (each old run is moved into its folder's replaced/)",
+    )
+    parser.add_argument(
+        "--no-preflight",
+        dest="preflight",
+        action="store_false",
+        help="skip the first training step of every network before the grid",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="host:port of a running Ray cluster (default: $RAY_ADDRESS; unset: Ray on this machine)",
+    )
     args = parser.parse_args(argv)
     results_dir = results_root(args.results, args.profile)
     data_dir = None if args.data in ("", "keras") else Path(args.data).resolve()  # runs start in notebooks/
@@ -188,7 +232,9 @@ def main(argv=None):
             # Once, here: every config then reads this copy (concurrent downloads raced).
             for name in downloads:
                 data_dir = fetch_cifar(name)
-                print(f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True)
+                print(
+                    f"data: {name} in {data_dir / CIFAR[name].archive} (MD5 checked), read by every config", flush=True
+                )
             jobs = plan(args.params, args.notebooks, args.subset, args.profile, data_dir, seeds, args.configs)
     except (ParamsError, DataError, grid.Unreachable) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -198,8 +244,10 @@ def main(argv=None):
         try:
             failed = _run_all(jobs, results_dir, args, slots)
         except PreflightFailed:
-            print("error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
-                  file=sys.stderr)
+            print(
+                "error: nothing was trained: fix the failing step, or skip this check with --no-preflight",
+                file=sys.stderr,
+            )
             return 1
         except (Refused, grid.SharedStorageMissing, grid.DataMissing, grid.DeviceMissing, RunFolderBusy) as error:
             if str(error):
@@ -235,12 +283,17 @@ def _run_all(jobs, results_dir, args, slots):
         uses_gpus = grid.start(args.ray_address, gpu_slots, len(slots))
         try:
             grid.check_shared_storage(results_dir)
-            grid.check_data_on_nodes({job.effective["data_dir"] for job in pending if job.effective.get("data_dir")},
-                                     downloaded=args.data in ("", "keras"))
+            grid.check_data_on_nodes(
+                {job.effective["data_dir"] for job in pending if job.effective.get("data_dir")},
+                downloaded=args.data in ("", "keras"),
+            )
             if uses_gpus:
                 grid.check_gpus_on_nodes()
-            print(f"ray: {len(grid.alive_nodes())} node(s) at {args.ray_address}; the estimate is skipped (the "
-                  "cluster's devices are not this machine's): `make status` estimates the end as runs go", flush=True)
+            print(
+                f"ray: {len(grid.alive_nodes())} node(s) at {args.ray_address}; the estimate is skipped (the "
+                "cluster's devices are not this machine's): `make status` estimates the end as runs go",
+                flush=True,
+            )
             if args.preflight:
                 # On one of the cluster's devices, as a run would get it.
                 _stop_on_preflight_failures(grid.remote_preflight(pending, uses_gpus))
@@ -249,8 +302,9 @@ def _run_all(jobs, results_dir, args, slots):
             grid.stop()
     _estimate_or_refuse(pending, slots, args)
     if args.preflight:
-        _stop_on_preflight_failures(run_preflight(pending, slots, slot_environment,
-                                                  echo=lambda line: print(line, flush=True)))
+        _stop_on_preflight_failures(
+            run_preflight(pending, slots, slot_environment, echo=lambda line: print(line, flush=True))
+        )
     uses_gpus = grid.start(None, gpu_slots, len(slots))
     try:  # an embedded Ray is this machine alone: no storage to check
         return _run_tasks(pending, args, uses_gpus)
@@ -275,8 +329,13 @@ def _run_tasks(pending, args, uses_gpus):
     notebooks_dir, params_dir = Path(args.notebooks).resolve(), Path(args.params).resolve()
     tasks = {}
     for job in pending:
-        parameters = {**job.config, "profile": args.profile, "params_dir": str(params_dir),
-                      "run_dir": str(job.run_dir.resolve()), "force": False}
+        parameters = {
+            **job.config,
+            "profile": args.profile,
+            "params_dir": str(params_dir),
+            "run_dir": str(job.run_dir.resolve()),
+            "force": False,
+        }
         tasks[grid.submit(job, parameters, notebooks_dir, uses_gpus, lines)] = job
     failed, waiting = set(), list(tasks)
     try:

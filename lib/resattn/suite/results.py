@@ -36,8 +36,21 @@ def collect_runs(results_dir, params_dir):
         if not runs:
             rows.append({"config": path.stem, "run": None, "seed": config.get("seed", 0), "status": "missing"})
         rows += [_run_row(path.stem, run, config) for run in runs]
-    columns = ["config", "run", "seed", "status", "error", "epochs", "accuracy", "error_rate", "measured_on",
-               "best_val_accuracy", "seconds_per_epoch", "parameters", "multiply_adds"]
+    columns = [
+        "config",
+        "run",
+        "seed",
+        "status",
+        "error",
+        "epochs",
+        "accuracy",
+        "error_rate",
+        "measured_on",
+        "best_val_accuracy",
+        "seconds_per_epoch",
+        "parameters",
+        "multiply_adds",
+    ]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -87,20 +100,26 @@ def aggregate(runs):
     for name, group in runs.groupby("config", sort=False):
         done = group[group["status"].isin(SUCCEEDED) & group["accuracy"].notna()]
         counts = group["status"].value_counts()
-        status = ", ".join(f"{count} {state}" for state, count in counts.items()) if len(group) > 1 else group["status"].iloc[0]
-        rows.append({
-            "config": name,
-            "runs": len(done),
-            "status": status,
-            "accuracy": done["accuracy"].mean() if len(done) else math.nan,
-            "accuracy_std": done["accuracy"].std() if len(done) > 1 else math.nan,
-            "error_rate": done["error_rate"].mean() if len(done) else math.nan,
-            "error_rate_std": done["error_rate"].std() if len(done) > 1 else math.nan,
-            "measured_on": ", ".join(sorted(set(done["measured_on"]))) or math.nan,
-            "seconds_per_epoch": group.loc[group["status"].isin(SUCCEEDED), "seconds_per_epoch"].mean(),
-            "parameters": group["parameters"].dropna().iloc[0] if group["parameters"].notna().any() else math.nan,
-            "error": "; ".join(group["error"].dropna().astype(str)) or None,
-        })
+        status = (
+            ", ".join(f"{count} {state}" for state, count in counts.items())
+            if len(group) > 1
+            else group["status"].iloc[0]
+        )
+        rows.append(
+            {
+                "config": name,
+                "runs": len(done),
+                "status": status,
+                "accuracy": done["accuracy"].mean() if len(done) else math.nan,
+                "accuracy_std": done["accuracy"].std() if len(done) > 1 else math.nan,
+                "error_rate": done["error_rate"].mean() if len(done) else math.nan,
+                "error_rate_std": done["error_rate"].std() if len(done) > 1 else math.nan,
+                "measured_on": ", ".join(sorted(set(done["measured_on"]))) or math.nan,
+                "seconds_per_epoch": group.loc[group["status"].isin(SUCCEEDED), "seconds_per_epoch"].mean(),
+                "parameters": group["parameters"].dropna().iloc[0] if group["parameters"].notna().any() else math.nan,
+                "error": "; ".join(group["error"].dropna().astype(str)) or None,
+            }
+        )
     return pd.DataFrame(rows).set_index("config")
 
 
@@ -113,26 +132,31 @@ def seed_table(runs, params_dir):
         config = read_mapping(Path(params_dir) / f"{name}.yaml") if (Path(params_dir) / f"{name}.yaml").exists() else {}
         ours = summary.loc[name] if name in summary.index else None
         accuracy, seconds, parameters = (
-            (reported.accuracy, reported.seconds_per_epoch, reported.parameters) if reported else (math.nan,) * 3)
-        rows.append({
-            "config": name,
-            "dataset": {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(config.get("dataset"), config.get("dataset")),
-            "depth": config.get("depth"),
-            "optimizer": OPTIMIZER_NAMES.get(_optimizer(config), _optimizer(config)),
-            "mask activation": MASK_NAMES.get(config.get("mask_activation"), config.get("mask_activation")),
-            "mechanism": str(config.get("mechanism", "")).upper(),
-            "acc (%)": _get(ours, "accuracy"),
-            "± std": _get(ours, "accuracy_std"),
-            "runs": _get(ours, "runs", 0),
-            "measured on": _get(ours, "measured_on", "-"),
-            "seed's acc (%)": accuracy,
-            "difference": _get(ours, "accuracy") - accuracy,
-            "s/epoch": _get(ours, "seconds_per_epoch"),
-            "seed's s/epoch (T4)": seconds,
-            "parameters": _get(ours, "parameters"),
-            "seed's parameters": parameters,
-            "status": _get(ours, "status", "missing"),
-        })
+            (reported.accuracy, reported.seconds_per_epoch, reported.parameters) if reported else (math.nan,) * 3
+        )
+        rows.append(
+            {
+                "config": name,
+                "dataset": {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(
+                    config.get("dataset"), config.get("dataset")
+                ),
+                "depth": config.get("depth"),
+                "optimizer": OPTIMIZER_NAMES.get(_optimizer(config), _optimizer(config)),
+                "mask activation": MASK_NAMES.get(config.get("mask_activation"), config.get("mask_activation")),
+                "mechanism": str(config.get("mechanism", "")).upper(),
+                "acc (%)": _get(ours, "accuracy"),
+                "± std": _get(ours, "accuracy_std"),
+                "runs": _get(ours, "runs", 0),
+                "measured on": _get(ours, "measured_on", "-"),
+                "seed's acc (%)": accuracy,
+                "difference": _get(ours, "accuracy") - accuracy,
+                "s/epoch": _get(ours, "seconds_per_epoch"),
+                "seed's s/epoch (T4)": seconds,
+                "parameters": _get(ours, "parameters"),
+                "seed's parameters": parameters,
+                "status": _get(ours, "status", "missing"),
+            }
+        )
     return pd.DataFrame(rows).set_index("config")
 
 
@@ -146,17 +170,19 @@ def paper_table(runs, number):
         if table != number:
             continue
         ours = summary.loc[config] if config in summary.index else None
-        rows.append({
-            "row": row,
-            "config": config,
-            "error (%)": _get(ours, "error_rate"),
-            "± std": _get(ours, "error_rate_std"),
-            "runs": _get(ours, "runs", 0),
-            "measured on": _get(ours, "measured_on", "-"),
-            "paper's error (%)": error,
-            "difference": _get(ours, "error_rate") - error,
-            "status": _get(ours, "status", "missing"),
-        })
+        rows.append(
+            {
+                "row": row,
+                "config": config,
+                "error (%)": _get(ours, "error_rate"),
+                "± std": _get(ours, "error_rate_std"),
+                "runs": _get(ours, "runs", 0),
+                "measured on": _get(ours, "measured_on", "-"),
+                "paper's error (%)": error,
+                "difference": _get(ours, "error_rate") - error,
+                "status": _get(ours, "status", "missing"),
+            }
+        )
     return pd.DataFrame(rows).set_index("row")
 
 
@@ -191,10 +217,18 @@ def histories(runs, results_dir):
         history = pd.read_csv(path)
         for metric in ("accuracy", "loss"):
             for split, column in (("training", metric), ("validation", f"val_{metric}")):
-                frames.append(pd.DataFrame({
-                    "config": runs.loc[runs["run"] == run, "config"].iloc[0], "run": run,
-                    "epoch": history["epoch"], "metric": metric, "split": split, "value": history[column],
-                }))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "config": runs.loc[runs["run"] == run, "config"].iloc[0],
+                            "run": run,
+                            "epoch": history["epoch"],
+                            "metric": metric,
+                            "split": split,
+                            "value": history[column],
+                        }
+                    )
+                )
     columns = ["config", "run", "epoch", "metric", "split", "value"]
     return pd.concat(frames, ignore_index=True).dropna(subset=["value"]) if frames else pd.DataFrame(columns=columns)
 
@@ -256,8 +290,11 @@ def reported(config):
     """What the seed or the paper reported for a config, by the config's name: {measure: value}."""
     seed = seed_figures(config)
     if seed:
-        return {"test accuracy (%)": seed.accuracy, "seconds per epoch": f"{seed.seconds_per_epoch} s (T4)",
-                "parameters": f"{seed.parameters:,}"}
+        return {
+            "test accuracy (%)": seed.accuracy,
+            "seconds per epoch": f"{seed.seconds_per_epoch} s (T4)",
+            "parameters": f"{seed.parameters:,}",
+        }
     errors = paper_errors(config)
     return {"test error (%)": errors[0]} if errors else {}
 
@@ -273,9 +310,11 @@ def metrics_table(metrics, reported=None):
         "epochs": metrics["epochs"],
         "test accuracy (%)": None if accuracy is None else round(100 * accuracy, 2),
         "test error (%)": None if accuracy is None else round(100 - 100 * accuracy, 2),
-        "best validation accuracy (%)": None if metrics.get("best_val_accuracy") is None
+        "best validation accuracy (%)": None
+        if metrics.get("best_val_accuracy") is None
         else round(100 * metrics["best_val_accuracy"], 2),
-        "last validation accuracy (%)": None if metrics.get("final_val_accuracy") is None
+        "last validation accuracy (%)": None
+        if metrics.get("final_val_accuracy") is None
         else round(100 * metrics["final_val_accuracy"], 2),
         "with flip test-time augmentation (%)": None if flip is None else f"{100 * flip:.2f} ({split})",
         "seconds per epoch": _timing(metrics.get("seconds_per_epoch"), "s"),

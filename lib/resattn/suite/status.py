@@ -36,8 +36,14 @@ def run_status(run_dir, now=None):
     state, record = folder.state() or {}, folder.record() or {}
     seconds = seconds_per_epoch(state.get("history", []))
     epochs = record.get("epochs")
-    row = {"run": run_dir.name, "epoch": state.get("epoch", 0), "epochs": epochs, "node": record.get("node"),
-           "seconds_per_epoch": seconds, "remaining": None}
+    row = {
+        "run": run_dir.name,
+        "epoch": state.get("epoch", 0),
+        "epochs": epochs,
+        "node": record.get("node"),
+        "seconds_per_epoch": seconds,
+        "remaining": None,
+    }
     status = folder.status(now)
     if status in ENDED:
         return {**row, "status": f"done ({status})"}
@@ -56,8 +62,11 @@ def grid_estimate(rows):
     and running runs), shared by the running slots."""
     running = [row for row in rows if row["status"] == "running"]
     waiting = [row for row in rows if row["status"] in ("not started", "interrupted")]
-    lengths = [row["seconds_per_epoch"] * row["epochs"] for row in rows
-               if row["seconds_per_epoch"] and row["epochs"] and row["status"].startswith(("done", "running"))]
+    lengths = [
+        row["seconds_per_epoch"] * row["epochs"]
+        for row in rows
+        if row["seconds_per_epoch"] and row["epochs"] and row["status"].startswith(("done", "running"))
+    ]
     if not running or not lengths:
         return None
     typical = sum(lengths) / len(lengths)
@@ -71,7 +80,11 @@ def format_table(rows, now=None):
     for row in rows:
         epoch = f"{row['epoch']} of {row['epochs']}" if row["epochs"] else "-"
         seconds = f"{row['seconds_per_epoch']:,.1f}" if row["seconds_per_epoch"] else "-"
-        ends = time.strftime("%Y-%m-%d %H:%M", time.localtime(now + row["remaining"])) if row["remaining"] is not None else "-"
+        ends = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(now + row["remaining"]))
+            if row["remaining"] is not None
+            else "-"
+        )
         lines.append(f"| {row['run']} | {row['status']} | {epoch} | {row['node'] or '-'} | {seconds} | {ends} |")
     return "\n".join(lines)
 
@@ -96,8 +109,11 @@ def main(argv=None):
     parser.add_argument("--params", default="params", help="the configs' folder")
     args = parser.parse_args(argv)
     if not Path(args.results).is_dir():
-        print(f"error: --results {args.results}: no such folder; give the folder a grid writes into "
-              "(results/, results/quick/, results/smoke/)", file=sys.stderr)
+        print(
+            f"error: --results {args.results}: no such folder; give the folder a grid writes into "
+            "(results/, results/quick/, results/smoke/)",
+            file=sys.stderr,
+        )
         return 2
     try:
         rows = grid_status(args.results, args.params)

@@ -40,8 +40,10 @@ def main(argv=None):
     try:
         config = parse_config(args.sources)
         if "dataset" not in config:  # the library's default is synthetic images, the notebook's CIFAR-10
-            raise ValueError(f"no dataset given; add dataset=... (one of {', '.join(DATASETS)}) to the "
-                             "command line or the params file")
+            raise ValueError(
+                f"no dataset given; add dataset=... (one of {', '.join(DATASETS)}) to the "
+                "command line or the params file"
+            )
         RunConfig.from_mapping(config)
     except (ValueError, OSError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -50,8 +50,10 @@ def device_slots(gpus, jobs):
         return ["-1"] * jobs
     slots = [gpu.strip() for gpu in gpus.split(",") if gpu.strip()]
     if not slots or not all(slot.isdigit() or slot.startswith(("GPU-", "MIG-")) for slot in slots):
-        raise ParamsError(f"gpus={gpus!r} is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs "
-                          "(GPU-..., MIG-... as nvidia-smi -L lists them)")
+        raise ParamsError(
+            f"gpus={gpus!r} is not valid; give auto, cpu, GPU indices like 0,1 or device UUIDs "
+            "(GPU-..., MIG-... as nvidia-smi -L lists them)"
+        )
     return slots
 
 

@@ -46,8 +46,13 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
 
 def _run(config, folder, log, dataset):
     keras.utils.set_random_seed(config.seed)
-    state = folder.state() or {"epoch": 0, "status": "running", "history": [], "checkpoint": None,
-                               "early_stopping": {"best": None, "wait": 0}}
+    state = folder.state() or {
+        "epoch": 0,
+        "status": "running",
+        "history": [],
+        "checkpoint": None,
+        "early_stopping": {"best": None, "wait": 0},
+    }
     state.update(identity=jsonable(config.identity()), config=jsonable(config.raw))  # moved data: where it is now
     # A resumed run keeps the precision it started with, whatever this machine's `auto` would pick.
     precision = state.setdefault("execution", {}).setdefault("precision", config.recipe.compute_precision())
@@ -59,7 +64,9 @@ def _run(config, folder, log, dataset):
     log(f"data: {dataset.summary()}")
     model_options = {**config.model, "num_classes": config.model["num_classes"] or dataset.num_classes}
     if model_options["num_classes"] != dataset.num_classes:
-        raise ValueError(f"num_classes={model_options['num_classes']} but {dataset.name} has {dataset.num_classes} classes")
+        raise ValueError(
+            f"num_classes={model_options['num_classes']} but {dataset.name} has {dataset.num_classes} classes"
+        )
     train_size = len(dataset.x_train)
     epochs, steps = recipe.epochs_for(train_size), recipe.steps_per_epoch(train_size)
     # Capped epochs train on the same fixed subset each epoch (the split is already shuffled):
@@ -74,8 +81,10 @@ def _run(config, folder, log, dataset):
     model = new_training_model(model_options, recipe, dataset.x_train, config.seed)
     if state["checkpoint"]:
         restore_checkpoint(model, folder.path / state["checkpoint"])
-        log(f"resuming from epoch {state['epoch']} ({state['checkpoint']}): {type(model.optimizer).__name__} at "
-            f"step {int(model.optimizer.iterations)}, {recipe.compute_precision()}")
+        log(
+            f"resuming from epoch {state['epoch']} ({state['checkpoint']}): {type(model.optimizer).__name__} at "
+            f"step {int(model.optimizer.iterations)}, {recipe.compute_precision()}"
+        )
     network = model.layers[-1]
     apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model
     record = run_record(config, recipe, model_options, dataset, epochs, steps)
@@ -84,10 +93,21 @@ def _run(config, folder, log, dataset):
     # Training, one epoch at a time; the recorder checkpoints after each
     recorder = EpochRecorder(folder, state, recipe, epochs, log, recipe.learning_rate_schedule(train_size))
     if state["status"] == "running" and state["epoch"] < epochs:
-        log(f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
-            f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}")
-        fit_epochs(model, x_train, y_train, batch_size=recipe.batch_size, epochs=epochs, seed=config.seed,
-                   first_epoch=state["epoch"], validation=validation, callbacks=[recorder])
+        log(
+            f"training {network.name}: {count_parameters(network)['total']:,} parameters, {epochs} epochs of "
+            f"{steps} steps; {recipe.compute_precision()}, XLA {'on' if recipe.compiles_with_xla() else 'off'}"
+        )
+        fit_epochs(
+            model,
+            x_train,
+            y_train,
+            batch_size=recipe.batch_size,
+            epochs=epochs,
+            seed=config.seed,
+            first_epoch=state["epoch"],
+            validation=validation,
+            callbacks=[recorder],
+        )
     if state["status"] == "running":
         state["status"] = "completed"
     recorder.save_state()
@@ -114,7 +134,16 @@ def fit_epochs(model, x, y, *, batch_size, epochs, seed, first_epoch=0, validati
     visits the images in the same order every epoch (Keras 3.15); the seed's tf.keras reshuffled."""
     for epoch in range(first_epoch, epochs):
         order = epoch_order(seed, epoch, len(x))
-        model.fit(x[order], y[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                  validation_data=validation, shuffle=False, verbose=0, callbacks=list(callbacks))
+        model.fit(
+            x[order],
+            y[order],
+            batch_size=batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_data=validation,
+            shuffle=False,
+            verbose=0,
+            callbacks=list(callbacks),
+        )
         if model.stop_training:
             break

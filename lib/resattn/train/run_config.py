@@ -72,8 +72,15 @@ class RunConfig:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed={seed!r} is not valid; it must be an integer >= 0")
         data = DataOptions(**{key: raw[key] for key in DATA_KEYS if key in raw})
-        check_data_options(data.dataset, data.data_dir, data.validation_split, data.label_noise, data.image_size,
-                           data.limit, data.synthetic_classes)
+        check_data_options(
+            data.dataset,
+            data.data_dir,
+            data.validation_split,
+            data.label_noise,
+            data.image_size,
+            data.limit,
+            data.synthetic_classes,
+        )
         if data.dataset in CIFAR and data.image_size != 32:
             raise ValueError(f"image_size={data.image_size!r} is not valid for {data.dataset}; CIFAR images are 32")
         model = {key: raw[key] for key in NETWORK_KEYS if key in raw and key != "input_shape"}
@@ -82,9 +89,15 @@ class RunConfig:
         resolve_network(**model)
         recipe_name = raw.get("recipe", "seed_adam")
         recipe = resolve_recipe(recipe_name, **{key: raw[key] for key in RECIPE_KEYS if key in raw})
-        if recipe.early_stopping_patience and recipe.early_stopping_monitor == "val_accuracy" and not data.validation_split:
-            raise ValueError("early_stopping_monitor='val_accuracy' is not valid with validation_split=0 (no validation "
-                             "images: it would never stop); choose 'accuracy' or a validation_split > 0")
+        if (
+            recipe.early_stopping_patience
+            and recipe.early_stopping_monitor == "val_accuracy"
+            and not data.validation_split
+        ):
+            raise ValueError(
+                "early_stopping_monitor='val_accuracy' is not valid with validation_split=0 (no validation "
+                "images: it would never stop); choose 'accuracy' or a validation_split > 0"
+            )
         return cls(dict(raw), seed, recipe_name, recipe, data, model)
 
     def load_data(self):
@@ -108,4 +121,3 @@ def _classes_known_before_loading(data):
     if data.dataset == "image_folder":
         return None  # counted from the folder once it is read
     return data.synthetic_classes
-

@@ -39,8 +39,16 @@ from resattn.train.run_config import LOCATION_KEYS
 SUCCEEDED = ("completed", "early_stopped")  # ended with figures that count
 ENDED = (*SUCCEEDED, "diverged")  # trains no more unless forced
 # Every file of a run's own; a restart moves them all aside, so two runs never mix.
-OUTPUTS = ("state.json", "config.json", "history.csv", "metrics.json", "model.keras", "tensorboard", "curves.png",
-           "notebook-error.txt")
+OUTPUTS = (
+    "state.json",
+    "config.json",
+    "history.csv",
+    "metrics.json",
+    "model.keras",
+    "tensorboard",
+    "curves.png",
+    "notebook-error.txt",
+)
 CHECKPOINTS = "checkpoint-*.npz"
 REPLACED = "replaced"  # <run>/replaced/<time>/: the outputs of the runs this folder held before
 LOCK = ".lock"
@@ -74,8 +82,12 @@ def plan_run(folder, run_config, force=False):
     if "identity" in state:
         changed = changed_keys(state["identity"], jsonable(run_config.identity()))
     else:  # written before runs had an identity: its config, the data's location aside
-        changed = changed_keys(*(jsonable({key: value for key, value in config.items() if key not in LOCATION_KEYS})
-                                 for config in (state["config"], run_config.raw)))
+        changed = changed_keys(
+            *(
+                jsonable({key: value for key, value in config.items() if key not in LOCATION_KEYS})
+                for config in (state["config"], run_config.raw)
+            )
+        )
     if changed:
         return Plan("replace", f"{folder.path} holds another run ({'; '.join(changed)}): moving it aside")
     if force:
@@ -83,10 +95,16 @@ def plan_run(folder, run_config, force=False):
     if state["status"] in ENDED:
         metrics = folder.metrics()
         if metrics and metrics["status"] == state["status"]:
-            return Plan("serve", f"{folder.path}: already {state['status']} after {state['epoch']} epochs; "
-                                 "force (FORCE=1 for a grid) trains it again")
-        return Plan("finish", f"{folder.path}: {state['status']} after {state['epoch']} epochs, but its model and "
-                              f"figures were not written; writing them from {state['checkpoint']}")
+            return Plan(
+                "serve",
+                f"{folder.path}: already {state['status']} after {state['epoch']} epochs; "
+                "force (FORCE=1 for a grid) trains it again",
+            )
+        return Plan(
+            "finish",
+            f"{folder.path}: {state['status']} after {state['epoch']} epochs, but its model and "
+            f"figures were not written; writing them from {state['checkpoint']}",
+        )
     if not state.get("checkpoint"):
         return Plan("replace", f"{folder.path}: its run stopped before its first epoch ended; starting again")
     return Plan("resume")
@@ -125,8 +143,10 @@ class RunFolder:
         epoch; the arrays alone take a seventh of that (bench/checkpoint.py). `.keras` files also
         leave out the seed generators' state, so a resumed run drew other flips and shifts."""
         name = f"checkpoint-{epoch:04d}.npz"
-        arrays = {f"{index:05d}": keras.ops.convert_to_numpy(variable)
-                  for index, variable in enumerate(checkpointed_variables(model))}
+        arrays = {
+            f"{index:05d}": keras.ops.convert_to_numpy(variable)
+            for index, variable in enumerate(checkpointed_variables(model))
+        }
 
         def write(temporary):
             with open(temporary, "wb") as file:
@@ -237,9 +257,13 @@ def hold_lock(folder, wait=0.0):
                 if time.monotonic() < deadline:
                     time.sleep(0.5)
                     continue
-                holder = os.pread(descriptor, 4096, 0).decode(errors="replace").split("\n")[0].strip() or "another process"
-                raise RunFolderBusy(f"{folder} is being written by {holder}; one run folder takes one writer: "
-                                    "wait for it to end or stop it") from None
+                holder = (
+                    os.pread(descriptor, 4096, 0).decode(errors="replace").split("\n")[0].strip() or "another process"
+                )
+                raise RunFolderBusy(
+                    f"{folder} is being written by {holder}; one run folder takes one writer: "
+                    "wait for it to end or stop it"
+                ) from None
         token = uuid.uuid4().hex
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} on {platform.node()}\n{token}\n".encode(), 0)
@@ -273,8 +297,10 @@ def restore_checkpoint(model, path):
         arrays = [saved[key] for key in sorted(saved.files)]
     expected = [tuple(variable.shape) for variable in variables]
     if [array.shape for array in arrays] != expected:
-        raise ValueError(f"{path} holds {len(arrays)} variables that do not match this run's model "
-                         f"({len(expected)} variables): it was saved by another network or optimizer")
+        raise ValueError(
+            f"{path} holds {len(arrays)} variables that do not match this run's model "
+            f"({len(expected)} variables): it was saved by another network or optimizer"
+        )
     for variable, array in zip(variables, arrays):
         variable.assign(array)
 

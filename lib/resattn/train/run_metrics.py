@@ -35,14 +35,19 @@ def run_metrics(model, network, dataset, state, config):
     # Beside the plain figures, never instead of them: each image and its mirror image, their
     # probabilities averaged (test-time augmentation with the flip the network trained with).
     if state["status"] != "diverged":
-        for key, x, y in (("val_accuracy_flip", dataset.x_val, dataset.y_val), ("test_accuracy_flip", dataset.x_test, dataset.y_test)):
+        for key, x, y in (
+            ("val_accuracy_flip", dataset.x_val, dataset.y_val),
+            ("test_accuracy_flip", dataset.x_test, dataset.y_test),
+        ):
             metrics[key] = flip_accuracy(model, x, y) if x is not None and len(x) else None
     return metrics
 
 
 def flip_accuracy(model, images, labels):
     """Accuracy of the mean of the probabilities of each image and of its left-right mirror."""
-    probabilities = model.predict(images, batch_size=256, verbose=0) + model.predict(images[:, :, ::-1], batch_size=256, verbose=0)
+    probabilities = model.predict(images, batch_size=256, verbose=0) + model.predict(
+        images[:, :, ::-1], batch_size=256, verbose=0
+    )
     return float(np.mean(probabilities.argmax(-1) == labels))
 
 

@@ -22,10 +22,18 @@ def run_record(config, recipe, model_options, dataset, epochs, steps):
         "recipe_name": config.recipe_name,
         "recipe": recipe.to_dict(),
         # What the recipe's "auto" settings resolved to (precision: at the run's first start).
-        "execution": {"precision": recipe.compute_precision(), "xla": recipe.compiles_with_xla(),
-                      "steps_per_execution": recipe.execution_steps()},
-        "data": {**jsonable(asdict(config.data)), "classes": dataset.class_names, "train_size": len(dataset.x_train),
-                 "val_size": len(dataset.x_val), "noisy_labels": dataset.noisy_labels},
+        "execution": {
+            "precision": recipe.compute_precision(),
+            "xla": recipe.compiles_with_xla(),
+            "steps_per_execution": recipe.execution_steps(),
+        },
+        "data": {
+            **jsonable(asdict(config.data)),
+            "classes": dataset.class_names,
+            "train_size": len(dataset.x_train),
+            "val_size": len(dataset.x_val),
+            "noisy_labels": dataset.noisy_labels,
+        },
         "model": jsonable(resolve_network(**model_options)),
         "epochs": epochs,
         "steps_per_epoch": steps,
@@ -54,8 +62,13 @@ def record_start(record, previous, first_epoch):
     starts = list((previous or {}).get("starts", []))
     if previous and not starts:  # a record written before starts were kept: its one start
         starts.append({"first_epoch": 0, **{key: previous.get(key) for key in START_KEYS}})
-    starts.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "first_epoch": first_epoch,
-                   **{key: record[key] for key in START_KEYS}})
+    starts.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "first_epoch": first_epoch,
+            **{key: record[key] for key in START_KEYS},
+        }
+    )
     return {**record, "starts": starts}
 
 

@@ -35,7 +35,12 @@ class TensorBoardLog:
         """One epoch's history row, at step = its epoch."""
         if self.writer is None:
             return
-        values = [self.summary.Value(tag=tag, simple_value=float(row[column])) for tag, column in SCALARS
-                  if isinstance(row.get(column), (int, float)) and math.isfinite(row[column])]
-        self.writer.add_event(self.event(wall_time=time.time(), step=int(row["epoch"]), summary=self.summary(value=values)))
+        values = [
+            self.summary.Value(tag=tag, simple_value=float(row[column]))
+            for tag, column in SCALARS
+            if isinstance(row.get(column), (int, float)) and math.isfinite(row[column])
+        ]
+        self.writer.add_event(
+            self.event(wall_time=time.time(), step=int(row["epoch"]), summary=self.summary(value=values))
+        )
         self.writer.flush()  # its thread is a daemon: what is not flushed is lost with the process
