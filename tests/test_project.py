@@ -24,13 +24,13 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     assert conda_pins == set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
 
 
-def test_readme_table_is_what_make_table_prints(built):
-    readme = (ROOT / "README.md").read_text()
+def test_the_architecture_docs_table_is_what_make_table_prints(built):
+    readme = (ROOT / "docs" / "architecture.md").read_text()
     lines = list(model_table.HEADER) + [
         model_table.markdown_line(model_table.table_row(options, seed_configs, build=built))
         for options, seed_configs in model_table.ROWS
     ]
-    assert "\n".join(lines) in readme, "README's table is stale: paste the output of `make table`"
+    assert "\n".join(lines) in readme, "docs/architecture.md's table is stale: paste the output of `make table`"
 
 
 def test_readme_commands_are_make_targets():
@@ -42,9 +42,9 @@ def test_readme_commands_are_make_targets():
         assert done.returncode == 0, done.stderr
 
 
-def test_readme_layout_names_every_module_of_the_library_and_no_other():
-    readme = (ROOT / "README.md").read_text()
-    layout = readme.split("## Layout", 1)[1].split("```")[1]
+def test_the_layout_names_every_module_of_the_library_and_no_other():
+    readme = (ROOT / "docs" / "layout.md").read_text()
+    layout = readme.split("```")[1]
     library_lines = layout.split("lib/resattn/\n", 1)[1].splitlines()
     library_lines = library_lines[: next(i for i, line in enumerate(library_lines) if not line.startswith(" "))]
     named, folder = set(), ""
@@ -57,7 +57,7 @@ def test_readme_layout_names_every_module_of_the_library_and_no_other():
     modules = {str(path.relative_to(library)) for path in library.rglob("*.py")}
     modules -= {path for path in modules if path.endswith("/__init__.py")}  # each folder's docstring
     assert named == modules, (
-        f"README's layout is stale: missing {sorted(modules - named)}, gone {sorted(named - modules)}"
+        f"docs/layout.md is stale: missing {sorted(modules - named)}, gone {sorted(named - modules)}"
     )
 
 

@@ -24,7 +24,7 @@ from resattn.models.pretrained import (
     sha256,
     write_weights,
 )
-from resattn.train.run_config import load_run_data
+from resattn.train.run_config import RunConfig
 
 TOLERANCE = 0.001  # accuracy, as a fraction: 0.1 point
 
@@ -36,7 +36,7 @@ def export(run_dir, name, data, split, folder=WEIGHTS_DIR, echo=print):
     if metrics.get("status") != "completed":
         raise ValueError(f"{run_dir}: its run is {metrics.get('status')!r}, not completed")
     model = keras.saving.load_model(run_dir / "model.keras")
-    dataset = load_run_data(record["config"])
+    dataset = RunConfig.from_mapping(record["config"]).load_data()
     y_val = keras.utils.to_categorical(dataset.y_val, dataset.num_classes)
     accuracy = model.evaluate(dataset.x_val, y_val, batch_size=500, verbose=0, return_dict=True)["accuracy"]
     folder.mkdir(parents=True, exist_ok=True)

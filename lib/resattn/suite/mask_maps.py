@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from resattn.models.attention import MaskActivation
-from resattn.train.run_config import load_run_data
+from resattn.train.run_config import RunConfig
 
 
 def load_run(run_dir):
@@ -18,7 +18,7 @@ def load_run(run_dir):
         raise FileNotFoundError(f"{model_file}: no trained model; train the config first (notebooks/train.ipynb)")
     model = keras.saving.load_model(model_file, safe_mode=True)
     config = json.loads((run_dir / "config.json").read_text())["config"]
-    return model, load_run_data(config)
+    return model, RunConfig.from_mapping(config).load_data()
 
 
 def mask_layer_names(network):
