@@ -34,6 +34,7 @@ class PretrainedWeights:
     stored_val_accuracy: float  # the same images through the stored weights (float16)
     file: str
     sha256: str
+    run_config: dict | None = None  # the run's config, data_dir left out: gives back its held-out images
     folder: Path = WEIGHTS_DIR  # where the manifest was read, not in it
 
     @property

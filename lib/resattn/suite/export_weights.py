@@ -69,6 +69,7 @@ def export(run_dir, name, data, split, folder=WEIGHTS_DIR, echo=print):
         stored_val_accuracy=round(float(stored_accuracy), 4),
         file=path.name,
         sha256=sha256(path),
+        run_config={key: value for key, value in record["config"].items() if key != "data_dir"},
         folder=folder,
     )
     entries = {**read_manifest(folder), name: entry}

@@ -21,6 +21,16 @@ def load_run(run_dir):
     return model, RunConfig.from_mapping(config).load_data()
 
 
+def held_out_images(entry, data_dir, count):
+    """The first `count` images a pretrained network's run held out (its validation split, drawn
+    again from its config and seed), with their labels and class names; None where `data_dir`,
+    the images it trained on, is absent."""
+    if entry.run_config is None or not Path(data_dir).exists():
+        return None
+    data = RunConfig.from_mapping({**entry.run_config, "data_dir": str(data_dir)}).load_data()
+    return data.x_val[:count], data.y_val[:count], data.class_names
+
+
 def mask_layer_names(network):
     """The mask activation layers of every attention module, in the order of the network."""
     return [layer.name for layer in network.layers if isinstance(layer, MaskActivation)]
