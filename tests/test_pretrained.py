@@ -107,7 +107,8 @@ def test_every_finished_reference_run_ships_its_weights_small_hashed_and_as_accu
         assert run_dir.name in shipped, f"{run_dir} has no pretrained weights: python -m resattn.suite.export_weights"
         entry = shipped[run_dir.name]
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert entry.val_accuracy == pytest.approx(metrics["final_val_accuracy"], abs=1e-4)
+        # export re-measures the saved model at another batch size: bfloat16 rounding moves a few images
+        assert entry.val_accuracy == pytest.approx(metrics["final_val_accuracy"], abs=0.002)
         assert abs(entry.stored_val_accuracy - entry.val_accuracy) < 0.001  # float16 storage: under 0.1 point
         assert entry.path.stat().st_size <= MAX_MEGABYTES * 1e6 and sha256(entry.path) == entry.sha256
 
