@@ -36,7 +36,7 @@ def flaky_kernel(tmp_path):
     return {**os.environ, "JUPYTER_PATH": str(share)}
 
 
-def reproduce(tmp_path, env=None, **popen):
+def reproduce(tmp_path, *extra, env=None, **popen):
     command = [
         sys.executable,
         "-m",
@@ -51,8 +51,9 @@ def reproduce(tmp_path, env=None, **popen):
         "tiny",
         "--gpus",
         "cpu",
-        "--no-preflight",
-    ]  # the preflight has tests of its own
+        "--no-preflight",  # the preflight has tests of its own
+        *extra,
+    ]
     if popen:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
@@ -414,28 +415,7 @@ def test_a_changed_config_is_trained_again_and_force_retrains_a_finished_one_kee
     assert read_json(run_dir / "state.json")["identity"]["data.label_noise"] == 0.5
     skipped = reproduce(tmp_path)
     assert "1 finished already (skipped), 0 to run" in skipped.stdout
-    forced = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resattn.suite.reproduce",
-            "--params",
-            str(tmp_path / "params"),
-            "--results",
-            str(tmp_path / "results"),
-            "--notebooks",
-            str(ROOT / "notebooks"),
-            "--profile",
-            "tiny",
-            "--gpus",
-            "cpu",
-            "--no-preflight",
-            "--force",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    forced = reproduce(tmp_path, "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert (
         "force: a-good: its previous run is in " in forced.stdout
