@@ -1,34 +1,55 @@
 """The soft masks a trained network puts on an image: the paper's Figure 1, from a run folder."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from resattn.models.attention import MaskActivation
+from resattn.models.pretrained import load_pretrained, pretrained
 from resattn.train.run_config import RunConfig
 
 
-def load_run(run_dir):
-    """A finished run's model (preprocessing included) and its dataset, split as it trained."""
+@dataclass(frozen=True)
+class FigureImages:
+    """The images a mask figure shows, uint8, with their labels, the class names and where they
+    come from (one line the notebook prints)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list
+    source: str
+
+
+def load_run(run_dir, count):
+    """A finished run's model (preprocessing included) and the first `count` images it held out."""
     run_dir = Path(run_dir)
     model_file = run_dir / "model.keras"
     if not model_file.exists():
         raise FileNotFoundError(f"{model_file}: no trained model; train the config first (notebooks/train.ipynb)")
     model = keras.saving.load_model(model_file, safe_mode=True)
     config = json.loads((run_dir / "config.json").read_text())["config"]
-    return model, RunConfig.from_mapping(config).load_data()
+    data = RunConfig.from_mapping(config).load_data()
+    held_out = FigureImages(data.x_val[:count], data.y_val[:count], data.class_names, f"held out by {run_dir.name}")
+    return model, held_out
 
 
-def held_out_images(entry, data_dir, count):
-    """The first `count` images a pretrained network's run held out (its validation split, drawn
-    again from its config and seed), with their labels and class names; None where `data_dir`,
-    the images it trained on, is absent."""
-    if entry.run_config is None or not Path(data_dir).exists():
-        return None
-    data = RunConfig.from_mapping({**entry.run_config, "data_dir": str(data_dir)}).load_data()
-    return data.x_val[:count], data.y_val[:count], data.class_names
+def load_pretrained_with_images(name, data_dir, count):
+    """A pretrained network (`resattn.load_pretrained`) and the first `count` images its run held
+    out, drawn again from its config and seed out of `data_dir`, the images it trained on. Where
+    those are absent (the notebook tests, CI), random images stand in, and `source` says so."""
+    entry = pretrained(name)
+    model = load_pretrained(name)
+    if entry.run_config is not None and Path(data_dir).exists():
+        data = RunConfig.from_mapping({**entry.run_config, "data_dir": str(data_dir)}).load_data()
+        source = f"held out by {entry.config}, the run that trained {name}"
+        return model, FigureImages(data.x_val[:count], data.y_val[:count], data.class_names, source)
+    side, classes = model.input_shape[1], model.output_shape[-1]
+    x = np.random.default_rng(0).integers(0, 256, (count, side, side, 3), dtype=np.uint8)
+    source = f"random: {data_dir} is absent, so the masks mean nothing here"
+    return model, FigureImages(x, np.zeros(count, int), [f"class {k}" for k in range(classes)], source)
 
 
 def mask_layer_names(network):
