@@ -3,11 +3,12 @@ side by side in one run, with the machine's measured peak beside every figure.
 
     [KERAS_BACKEND=jax] python bench/bench.py [--networks seed56,seed92,paper56,paper92]
         [--precision auto,float32,bfloat16] [--xla auto,on,off] [--batch-sizes 64,256]
-        [--images 512] [--steps-per-execution auto,4] [--baseline | --no-baseline]
+        [--images 512] [--steps-per-execution auto,4] [--kernels keras,fused] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
-the compiled step), the recipe's optimizer, precision and XLA setting, the data as arrays handed
-to `fit`. The baseline is the seed's: the same network and optimizer (Keras's own layers, as
+the compiled step), the recipe's optimizer, precision, XLA setting and kernels (`keras`: Keras's
+own batch norm and optimizer updates; `fused`: TensorFlow's fused kernels for both), the data as
+arrays handed to `fit`. The baseline is the seed's: the same network and optimizer (Keras's own layers, as
 ours), float32 images scaled on the host, a Python data source that flips and shifts each
 image on the CPU (scipy, as ImageDataGenerator does), Keras `fit` on it, float32, no XLA,
 batch 64.
@@ -39,7 +40,7 @@ from resattn.models.complexity import count_multiply_adds
 from resattn.models.networks import build_model
 from resattn.train.devices import processor
 from resattn.train.model import build_training_state, new_training_model
-from resattn.train.recipes import resolve_recipe
+from resattn.train.recipes import KERNELS, resolve_recipe
 from resattn.train.run_record import backend_version
 
 NETWORKS = {  # name: (family, depth, build options, recipe)
@@ -65,8 +66,10 @@ def parse(argv):
         default="auto",
         help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list",
     )
+    parser.add_argument("--kernels", default="keras", help="the recipe's kernels: keras, fused, or a list")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
+    args.kernels = _choices("kernels", args.kernels, KERNELS)
     args.networks = _choices("networks", args.networks, NETWORKS)
     args.precision = _choices("precision", args.precision, ("auto", "float32", "bfloat16"))
     args.xla = [{"on": True, "off": False}.get(v, v) for v in _choices("xla", args.xla, ("auto", "on", "off"))]
@@ -162,10 +165,12 @@ def random_data(count, seed=0):
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
-def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
+def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto", kernels="keras"):
     """The library's pipeline, one model fed at each batch size."""
     family, depth, options, recipe_name = NETWORKS[name]
-    recipe = resolve_recipe(recipe_name, precision=precision, jit_compile=xla, steps_per_execution=steps_per_execution)
+    recipe = resolve_recipe(
+        recipe_name, precision=precision, jit_compile=xla, steps_per_execution=steps_per_execution, kernels=kernels
+    )
     keras.utils.set_random_seed(0)
     x, y = random_data(max(max(images, size * ROUNDS) for size in batch_sizes) + 1)
     model = new_training_model({"family": family, "depth": depth, **options}, recipe, x, seed=0)
@@ -181,6 +186,7 @@ def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto"):
 
     calls = recipe.execution_steps()
     label = "ours" if calls == 1 else f"ours, {calls} steps a call"
+    label += ", fused" if kernels == "fused" else ""
     return [
         Pipeline(label, recipe.compute_precision(), recipe.compiles_with_xla(), size, model, feeder(size), calls)
         for size in batch_sizes
@@ -256,7 +262,8 @@ def main(argv=None):
         for precision in args.precision:
             for xla in args.xla:
                 for calls in args.steps_per_execution:
-                    pipelines += ours(name, precision, xla, args.batch_sizes, args.images, calls)
+                    for kernels in args.kernels:
+                        pipelines += ours(name, precision, xla, args.batch_sizes, args.images, calls, kernels)
         rates = measure(pipelines, args.images)
         base = rates[0] if args.baseline else None
         macs = count_multiply_adds(pipelines[0].model)

@@ -1,14 +1,17 @@
 """Does our pipeline learn like stock Keras on real images? Side by side in one run.
 
     python bench/learning_check.py [--data ../shared/data/cifar10-jpeg-train.tar.gz]
-        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--out results/learning-check] [--fresh]
+        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--kernels keras] [--out results/learning-check]
+        [--fresh]
 
 The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe, batch 64) on the
 50,000 real CIFAR-10 training images of ../shared/data, split once into 40,000 to train and
 10,000 to validate, trained two ways from the same seed:
 
 - ours: exactly what `python -m resattn.train` trains (`resattn.train.loop.train`): uint8 images
-  in, the seed's standardization, flip and shift as the library's layers inside the model;
+  in, the seed's standardization, flip and shift as the library's layers inside the model, with
+  `--kernels` (`fused`: TensorFlow's fused batch norm and optimizer updates; its runs are kept
+  apart from the `keras` ones, "ours-fused" in the table, and share the stock runs);
 - stock: the same network trained the plain Keras way: images standardized on the host,
   Keras's `RandomFlip("horizontal")` and `RandomTranslation(0.15, 0.15)` in front of it,
   `keras.optimizers.Adam(1e-3)`, `fit`, on the same batches in the same order as ours.
@@ -28,7 +31,6 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
-PIPELINES = ("ours", "stock")
 METRICS = ("loss", "accuracy", "val_accuracy")
 
 
@@ -38,6 +40,7 @@ def parse(argv):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--precisions", default="float32,auto")
+    parser.add_argument("--kernels", default="keras", help="ours with keras or fused kernels")
     parser.add_argument("--out", type=Path, default=Path("results/learning-check"))
     parser.add_argument("--fresh", action="store_true", help="redo runs that an earlier check finished")
     args = parser.parse_args(argv)
@@ -54,6 +57,8 @@ def parse(argv):
     for precision in args.precisions:
         if precision not in ("auto", "float32", "bfloat16"):
             sys.exit(f"error: --precisions {precision!r} is not valid; choose from auto, float32, bfloat16")
+    if args.kernels not in ("keras", "fused"):
+        sys.exit(f"error: --kernels {args.kernels!r} is not valid; choose from keras, fused")
     if not args.data.exists():
         sys.exit(
             f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "
@@ -62,7 +67,7 @@ def parse(argv):
     return args
 
 
-def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
+def run_ours(dataset, data_dir, precision, kernels, seed, epochs, run_dir):
     from resattn.train.loop import train
     from resattn.train.run_folder import read_json
 
@@ -73,6 +78,7 @@ def run_ours(dataset, data_dir, precision, seed, epochs, run_dir):
         "depth": 56,
         "recipe": "seed_adam",
         "precision": precision,
+        "kernels": kernels,
         "seed": seed,
         "max_epochs": epochs,
     }
@@ -141,25 +147,26 @@ def run_stock(dataset, precision, seed, epochs):
     return rows
 
 
-def table(results, precisions, seeds, epochs):
+def table(results, precisions, seeds, epochs, ours="ours"):
     """Markdown: one row per precision, epoch and metric, over the seeds both pipelines finished."""
+    pipelines = (ours, "stock")
     lines = [
-        "| precision (seeds) | epoch | metric | stock: mean [per seed] | ours: mean [per seed] | ours - stock "
-        "| stock's range | ours within it |",
+        f"| precision (seeds) | epoch | metric | stock: mean [per seed] | {ours}: mean [per seed] | {ours} - stock "
+        f"| stock's range | {ours} within it |",
         "|---|---:|---|---|---|---:|---|---|",
     ]
     for precision in precisions:
-        done = [seed for seed in seeds if all(f"{p} {precision} {seed}" in results for p in PIPELINES)]
+        done = [seed for seed in seeds if all(f"{p} {precision} {seed}" in results for p in pipelines)]
         for epoch in range(epochs):
             for metric in METRICS:
-                values = {p: [results[f"{p} {precision} {seed}"][epoch][metric] for seed in done] for p in PIPELINES}
+                values = {p: [results[f"{p} {precision} {seed}"][epoch][metric] for seed in done] for p in pipelines}
                 mean = {p: sum(v) / len(v) for p, v in values.items()}
                 low, high = min(values["stock"]), max(values["stock"])
-                cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", "ours")]
+                cells = [f"{mean[p]:.4f} [{', '.join(f'{v:.4f}' for v in values[p])}]" for p in ("stock", ours)]
                 lines.append(
                     f"| {precision} ({len(done)}) | {epoch + 1} | {metric} | {cells[0]} | {cells[1]} "
-                    f"| {mean['ours'] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
-                    f"| {_verdict(metric, mean['ours'], low, high)} |"
+                    f"| {mean[ours] - mean['stock']:+.4f} | {low:.4f} to {high:.4f} "
+                    f"| {_verdict(metric, mean[ours], low, high)} |"
                 )
     return "\n".join(lines)
 
@@ -195,22 +202,23 @@ def main(argv=None):
     # Runs finished by an earlier, interrupted check of the same length are kept, not redone.
     done = json.loads(results_file.read_text()) if results_file.exists() and not args.fresh else {}
     results = {key: rows for key, rows in done.items() if len(rows) == args.epochs}
+    ours = "ours" if args.kernels == "keras" else f"ours-{args.kernels}"
     for seed in args.seeds:
         for precision in args.precisions:
-            for pipeline in PIPELINES:
+            for pipeline in (ours, "stock"):
                 key = f"{pipeline} {precision} {seed}"
                 if key in results:
                     print(f"# {key}: done in an earlier run ({results_file})", flush=True)
                     continue
                 print(f"# {key} ({precisions[precision]})", flush=True)
-                if pipeline == "ours":
-                    run_dir = args.out / f"ours-{precision}-seed{seed}"
-                    results[key] = run_ours(dataset, args.data, precision, seed, args.epochs, run_dir)
+                if pipeline == ours:
+                    run_dir = args.out / f"{ours}-{precision}-seed{seed}"
+                    results[key] = run_ours(dataset, args.data, precision, args.kernels, seed, args.epochs, run_dir)
                 else:
                     results[key] = run_stock(dataset, precisions[precision], seed, args.epochs)
                 results_file.write_text(json.dumps(results, indent=1))  # a crash keeps the runs done so far
-    report = table(results, args.precisions, args.seeds, args.epochs)
-    (args.out / "table.md").write_text(report + "\n")
+    report = table(results, args.precisions, args.seeds, args.epochs, ours)
+    (args.out / f"table-{ours}.md").write_text(report + "\n")
     print(f"\n{report}\n\n# {time.perf_counter() - started:.0f} s in all; results in {args.out}/")
     return 0
 

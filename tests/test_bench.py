@@ -26,9 +26,11 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             "--steps-per-execution=auto,0",
             "--steps-per-execution 'auto,0' is not valid; give auto or integers",
         ),
+        ("bench.py", "--kernels=cudnn", "--kernels 'cudnn' is not valid; choose from keras, fused"),
         ("learning_check.py", "--seeds=0", "--seeds '0' is not valid; give at least two integers >= 0"),
         ("learning_check.py", "--epochs=0", "--epochs 0 is not valid"),
         ("learning_check.py", "--precisions=fp8", "--precisions 'fp8' is not valid; choose from auto, float32"),
+        ("learning_check.py", "--kernels=cudnn", "--kernels 'cudnn' is not valid; choose from keras, fused"),
         ("learning_check.py", "--data=/no/such/archive", "--data '/no/such/archive' does not exist"),
     ],
 )

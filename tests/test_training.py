@@ -230,24 +230,31 @@ def test_nan_loss_ends_the_run_as_diverged(tmp_path):
     assert json.loads((tmp_path / "state.json").read_text())["status"] == "diverged"
 
 
-def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_weight_decay_penalty_aside(tmp_path):
+def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_initial_weight_penalty_aside(tmp_path):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(10, kernel_initializer="ones")(inputs))
     apply_weight_decay(model, 2.0)  # a penalty of 40 in Keras's loss: sum of 40 squared ones, times 1
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     chance = np.log(10)  # the bound is 3 ln 10 = 6.91
 
-    def status(loss):
+    def status(loss, kernel_after=1.0):
+        model.layers[-1].kernel.assign(np.ones((4, 10), "float32"))
         state = {"epoch": 0, "status": "running", "history": [], "checkpoint": None, "early_stopping": {}}
         recorder = EpochRecorder(RunFolder(tmp_path), state, resolve_recipe("seed_adam"), 3, lambda line: None)
         recorder.set_model(model)
+        recorder.on_train_begin()
         recorder.on_epoch_begin(0)
+        model.layers[-1].kernel.assign(np.full((4, 10), kernel_after, "float32"))
         recorder.on_epoch_end(0, {"loss": loss})
+        assert state["initial_penalty"] == pytest.approx(40)
         return state["status"]
 
     assert status(40 + 3 * chance - 0.01) == "running"
     assert status(40 + 3 * chance + 0.01) == "diverged"
     assert status(450_005.0) == "diverged" and status(float("inf")) == "diverged"
+    # Weights blown up tenfold: a penalty of 4,000 now, yet the penalty it started with is what counts.
+    assert status(4_000 + 2.3, kernel_after=10.0) == "diverged"
+    assert status(1.0, kernel_after=0.1) == "running"  # decayed weights, a low loss
 
 
 @pytest.mark.parametrize(

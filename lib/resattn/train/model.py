@@ -58,3 +58,8 @@ def apply_weight_decay(model, weight_decay):
     for layer in leaf_layers(model):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2)
+
+
+def weight_penalty(model):
+    """The weight-decay penalty Keras adds to the loss, for the weights as they are now."""
+    return sum(float(keras.ops.convert_to_numpy(term)) for term in model.losses)

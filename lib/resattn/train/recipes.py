@@ -8,6 +8,8 @@ import keras
 
 from resattn.data.preprocessing import PREPROCESSINGS
 from resattn.train.devices import has_gpu, native_bfloat16
+from resattn.train.optimizers import FusedAdam, FusedSGD
+from resattn.train.schedules import WarmupLinearDecay
 
 OPTIMIZERS = ("adam", "sgd")
 MONITORS = ("accuracy", "val_accuracy")
@@ -15,8 +17,9 @@ MONITORS = ("accuracy", "val_accuracy")
 # to learning_rate over warmup_epochs, then straight down to 0 at the schedule's last step.
 LR_SCHEDULES = ("drops", "warmup_linear")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-# keras: Keras's own batch normalization; fused: TensorFlow's fused kernel in training (the same
-# formula, as accurate against float64: tests/test_batch_norm.py), on TensorFlow only.
+# keras: Keras's own batch normalization and optimizer updates; fused: TensorFlow's fused kernels
+# for both in training (the same formulas, as accurate against float64: tests/test_batch_norm.py,
+# tests/test_optimizers.py), on TensorFlow only; JAX compiles Keras's own.
 KERNELS = ("keras", "fused")
 
 
@@ -116,9 +119,10 @@ class Recipe:
 
     def make_optimizer(self, train_size):
         rate = self.learning_rate_schedule(train_size)
+        fused = self.kernels == "fused"
         if self.optimizer == "adam":
-            return keras.optimizers.Adam(rate)
-        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov)
+            return (FusedAdam if fused else keras.optimizers.Adam)(rate)
+        return (FusedSGD if fused else keras.optimizers.SGD)(rate, momentum=self.momentum, nesterov=self.nesterov)
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -184,26 +188,6 @@ RECIPES = {
         preprocessing="crop_flip",  # the paper's pad-4 crop and flip on the seed's per-channel scaling
     ),
 }
-
-
-@keras.saving.register_keras_serializable(package="resattn")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Update k (from 0) at peak * (k + 1) / warmup during the first `warmup` updates, then at
-    peak * (total - k) / (total - warmup): up from near 0, then down to near 0 at update total - 1
-    (Smith's one-cycle in the triangular form of Page's and Jordan's fast CIFAR training)."""
-
-    def __init__(self, peak, warmup, total):
-        self.peak, self.warmup, self.total = peak, warmup, total
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        rising = (step + 1.0) / max(self.warmup, 1)
-        falling = (self.total - step) / (self.total - self.warmup)
-        rate = keras.ops.where(step < self.warmup, rising, falling)
-        return self.peak * keras.ops.clip(rate, 0.0, 1.0)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
 FIELDS = tuple(field.name for field in fields(Recipe))
