@@ -37,7 +37,9 @@ VARIANTS = {
     "float32_mixed_mask": {"precision": "float32", "mask_activation": "mixed"},
     "float32_chained": {"precision": "float32", "wiring": "chained"},
     "float32_lr_0.01": {"precision": "float32", "learning_rate": 0.01},
-    "stock_float32": None,  # the plain Keras pipeline below
+    # The plain Keras pipeline below, with the weight decay given.
+    "stock_float32": {"stock": True, "weight_decay": 1e-4},
+    "stock_float32_no_weight_decay": {"stock": True, "weight_decay": 0.0},
 }
 
 
@@ -68,19 +70,21 @@ def run_ours(config, dataset, run_dir):
     return [{"loss": row["loss"], "val_accuracy": row["val_accuracy"]} for row in history], metrics["status"]
 
 
-def run_stock(dataset, epochs, steps):
+def run_stock(dataset, epochs, steps, weight_decay):
     import keras
     import numpy as np
 
     from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
+    from resattn.models.complexity import leaf_layers
     from resattn.models.networks import build_model
     from resattn.train.loop import fit_epochs
 
     keras.utils.set_random_seed(0)
     network = build_model("seed", 92, mask_activation="seed_spatial", wiring="published")
-    for layer in network.layers:
+    for layer in leaf_layers(network):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            layer.kernel_regularizer = keras.regularizers.L2(1e-4 / 2)  # wd * w in the gradient, as ours
+            # On the variable: a built layer's `kernel_regularizer` is read only when the kernel is made.
+            layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     model = keras.Sequential(
         [
             keras.Input((32, 32, 3)),
@@ -143,8 +147,8 @@ def main(argv=None):
             continue
         print(f"{name}:", flush=True)
         started = time.perf_counter()
-        if VARIANTS[name] is None:
-            rows, status = run_stock(dataset, args.epochs, args.steps)
+        if VARIANTS[name].get("stock"):
+            rows, status = run_stock(dataset, args.epochs, args.steps, VARIANTS[name]["weight_decay"])
         else:
             rows, status = run_ours({**base, **VARIANTS[name]}, dataset, args.out / name)
         results[name] = {"rows": rows, "status": status, "seconds": time.perf_counter() - started}
