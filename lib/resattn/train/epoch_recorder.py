@@ -35,8 +35,10 @@ class EpochRecorder(keras.callbacks.Callback):
         self.tensorboard = TensorBoardLog(folder.path)
 
     def on_train_begin(self, logs=None):
-        # Before the run's first step (or the resume of a run recorded before this key existed).
-        self.state.setdefault("initial_penalty", weight_penalty(self.model))
+        # Before the run's first step (or the resume of a run recorded before this key existed);
+        # fit starts once per epoch, and the penalty is read once.
+        if "initial_penalty" not in self.state:
+            self.state["initial_penalty"] = weight_penalty(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
