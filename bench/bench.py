@@ -38,7 +38,7 @@ from scipy import ndimage
 from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
 from resattn.models.complexity import count_multiply_adds
 from resattn.models.networks import build_model
-from resattn.train.devices import processor
+from resattn.train.devices import has_gpu, processor
 from resattn.train.model import build_training_state, new_training_model
 from resattn.train.recipes import KERNELS, resolve_recipe
 from resattn.train.run_record import backend_version
@@ -101,9 +101,8 @@ def _choices(name, text, valid):
     return values
 
 
-def peak_multiply_adds(precision):
-    """Multiply-adds per second of a large square matmul in the backend, best of five."""
-    size = 2048
+def peak_multiply_adds(precision, size):
+    """Multiply-adds per second of a size x size matmul in the backend, best of five."""
     a = keras.random.normal((size, size), dtype=precision)
     b = keras.random.normal((size, size), dtype=precision)
     keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.matmul(a, b), "float32"))
@@ -244,12 +243,14 @@ def main(argv=None):
     args = parse(argv)
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
-    peaks = {precision: peak_multiply_adds(precision) for precision in sorted(precisions, reverse=True)}
+    # 2048 fills a CPU; a GPU finishes it faster than one dispatch, and reaches its peak at 8192.
+    size = 8192 if has_gpu() else 2048
+    peaks = {precision: peak_multiply_adds(precision, size) for precision in sorted(precisions, reverse=True)}
     print(
         f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {backend_version()}, "
         f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}"
     )
-    print("# peak (2048x2048 matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
+    print(f"# peak ({size}x{size} matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
     print(
         f"# median step time over about {args.images} images each (at least {ROUNDS} steps), timed in "
         f"{ROUNDS} interleaved rounds after a {WARM_UP_STEPS}-step warm-up; x baseline = images/s over "
@@ -293,7 +294,8 @@ def _device():
     if keras.backend.backend() == "jax":
         import jax
 
-        return ", ".join(sorted({device.device_kind for device in jax.devices()}))
+        kinds = sorted({device.device_kind for device in jax.devices()})
+        return processor() if kinds == ["cpu"] else ", ".join(kinds)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
