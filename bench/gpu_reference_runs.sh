@@ -6,11 +6,13 @@
 #   bench/gpu_reference_runs.sh prepare            here, once: the wheels and the data archive
 #   bench/gpu_reference_runs.sh run [CONFIG ...]   there, with carry [".whl", ".data"]
 #
-# `run` first times the step with bench/bench.py (capped at BENCH_SECONDS, default 150), then
-# trains the configs (default: the seed's configs 1, 2 and 3) side by side with
+# `run` trains the configs (default: the seed's configs 1, 2 and 3) side by side with
 # `python -m resattn.train` on the real CIFAR-10 images (40,000 to train, 10,000 held out), each
-# capped at SECONDS_PER_RUN (default 240) of wall time so that the call returns inside the
-# device's 10 minutes; a run cut short keeps its epochs and is marked so by its own state.json.
+# capped at SECONDS_PER_RUN of wall time (default 480, so that the call returns inside the
+# device's 10 minutes: on an H200 three side by side took 213-273 s to compile and 5.8 s an epoch
+# after; never set --xla_gpu_autotune_level=0, 14 times slower); a run cut short keeps its epochs
+# and is marked so by its own state.json. BENCH_SECONDS, when set, runs bench/bench.py first and
+# caps it (on an H200 its compile alone outran 150 s).
 # Into $OUT (the device tool's folder; a folder of its own elsewhere): runs.tar.gz (each run's
 # files, no checkpoints or model), bench.txt, gpu.txt, log.txt. EXTRA adds run keys to every
 # run, e.g. EXTRA="max_epochs=1 max_steps_per_epoch=2" for a look at the plumbing on a CPU.
@@ -45,15 +47,18 @@ run() {
     local runs=/tmp/gpu-runs
     mkdir -p "$runs"
     # The bench first, alone on the device, so that its figures are not shared with the runs'.
-    timeout "${BENCH_SECONDS:-150}" python3 bench/bench.py --networks seed56 --batch-sizes 256 --images 4096 \
-        --no-baseline > "$out/bench.txt" 2>&1 || echo "bench stopped ($?)" >> "$out/bench.txt"
+    if [ -n "${BENCH_SECONDS:-}" ]; then
+        timeout "$BENCH_SECONDS" python3 bench/bench.py --networks seed56 --batch-sizes 256 --images 4096 \
+            --no-baseline > "$out/bench.txt" 2>&1 || echo "bench stopped ($?)" >> "$out/bench.txt"
+        tail -n 20 "$out/bench.txt"
+    fi
     # The runs side by side, each with a share of the device's memory (JAX takes 75% by default):
     # one network at these sizes leaves a GPU mostly idle between its small kernels.
     local share
     share=$(python3 -c "print(round(0.9 / ${#configs[@]}, 2))")
     for config in "${configs[@]}"; do
         # shellcheck disable=SC2086
-        XLA_PYTHON_CLIENT_MEM_FRACTION=$share timeout "${SECONDS_PER_RUN:-240}" python3 -m resattn.train \
+        XLA_PYTHON_CLIENT_MEM_FRACTION=$share timeout "${SECONDS_PER_RUN:-480}" python3 -m resattn.train \
             "params/$config.yaml" recipe=fast dataset=image_folder data_dir=.data/$ARCHIVE ${EXTRA:-} \
             --run-dir "$runs/$config" > "$runs/$config.log" 2>&1 &
     done
@@ -64,7 +69,6 @@ run() {
     done
     cat "$out/log.txt"
     tar -C "$runs" --exclude='checkpoint-*' --exclude=model.keras --exclude=.lock -czf "$out/runs.tar.gz" .
-    tail -n 20 "$out/bench.txt"
 }
 
 case "${1:-}" in
