@@ -4,7 +4,8 @@
 # or papermill, and reaches nothing outside it, so what it lacks travels in .whl/ and .data/.
 #
 #   bench/gpu_reference_runs.sh prepare            here, once: the wheels and the data archive
-#   bench/gpu_reference_runs.sh run [CONFIG ...]   there, with carry [".whl", ".data"]
+#   bench/gpu_reference_runs.sh run [CONFIG[:KEY=VALUE,...] ...]
+#                                                  there, with carry [".whl", ".data"]
 #
 # `run` trains the configs (default: the seed's configs 1, 2 and 3) side by side with
 # `python -m resattn.train` on the real CIFAR-10 images (40,000 to train, 10,000 held out), each
@@ -56,16 +57,25 @@ run() {
     # one network at these sizes leaves a GPU mostly idle between its small kernels.
     local share
     share=$(python3 -c "print(round(0.9 / ${#configs[@]}, 2))")
-    for config in "${configs[@]}"; do
+    local names=()
+    for spec in "${configs[@]}"; do
+        # CONFIG or CONFIG:KEY=VALUE,KEY=VALUE (run keys after recipe=fast, e.g. recipe=seed_adam);
+        # the run's folder is named after both.
+        local config=${spec%%:*} keys="" name=${spec%%:*}
+        if [[ $spec == *:* ]]; then
+            keys=${spec#*:}
+            name=$config-${keys//[=,]/-}
+        fi
+        names+=("$name")
         # shellcheck disable=SC2086
         XLA_PYTHON_CLIENT_MEM_FRACTION=$share timeout "${SECONDS_PER_RUN:-480}" python3 -m resattn.train \
-            "params/$config.yaml" recipe=fast dataset=image_folder data_dir=.data/$ARCHIVE ${EXTRA:-} \
-            --run-dir "$runs/$config" > "$runs/$config.log" 2>&1 &
+            "params/$config.yaml" recipe=fast dataset=image_folder data_dir=.data/$ARCHIVE ${keys//,/ } ${EXTRA:-} \
+            --run-dir "$runs/$name" > "$runs/$name.log" 2>&1 &
     done
     wait || true
-    for config in "${configs[@]}"; do
-        echo "=== $config" >> "$out/log.txt"
-        grep -v -e '^I0000' -e '^W0000' "$runs/$config.log" >> "$out/log.txt"
+    for name in "${names[@]}"; do
+        echo "=== $name" >> "$out/log.txt"
+        grep -v -e '^I0000' -e '^W0000' -e '^W[0-9]*.*cuda_timer' "$runs/$name.log" >> "$out/log.txt"
     done
     cat "$out/log.txt"
     tar -C "$runs" --exclude='checkpoint-*' --exclude=model.keras --exclude=.lock -czf "$out/runs.tar.gz" .
