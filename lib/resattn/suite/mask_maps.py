@@ -22,6 +22,12 @@ class FigureImages:
     class_names: list
     source: str
 
+    @classmethod
+    def held_out(cls, run_config, count, source):
+        """The first `count` validation images of the data that `run_config` (a run's config) drew."""
+        data = RunConfig.from_mapping(run_config).load_data()
+        return cls(data.x_val[:count], data.y_val[:count], data.class_names, source)
+
 
 def load_run(run_dir, count):
     """A finished run's model (preprocessing included) and the first `count` images it held out."""
@@ -31,9 +37,7 @@ def load_run(run_dir, count):
         raise FileNotFoundError(f"{model_file}: no trained model; train the config first (notebooks/train.ipynb)")
     model = keras.saving.load_model(model_file, safe_mode=True)
     config = json.loads((run_dir / "config.json").read_text())["config"]
-    data = RunConfig.from_mapping(config).load_data()
-    held_out = FigureImages(data.x_val[:count], data.y_val[:count], data.class_names, f"held out by {run_dir.name}")
-    return model, held_out
+    return model, FigureImages.held_out(config, count, f"held out by {run_dir.name}")
 
 
 def load_pretrained_with_images(name, data_dir, count):
@@ -43,9 +47,8 @@ def load_pretrained_with_images(name, data_dir, count):
     entry = pretrained(name)
     model = load_pretrained(name)
     if entry.run_config is not None and Path(data_dir).exists():
-        data = RunConfig.from_mapping({**entry.run_config, "data_dir": str(data_dir)}).load_data()
         source = f"held out by {entry.config}, the run that trained {name}"
-        return model, FigureImages(data.x_val[:count], data.y_val[:count], data.class_names, source)
+        return model, FigureImages.held_out({**entry.run_config, "data_dir": str(data_dir)}, count, source)
     side, classes = model.input_shape[1], model.output_shape[-1]
     x = np.random.default_rng(0).integers(0, 256, (count, side, side, 3), dtype=np.uint8)
     source = f"random: {data_dir} is absent, so the masks mean nothing here"
