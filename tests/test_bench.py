@@ -1,4 +1,4 @@
-"""bench/bench.py's and bench/learning_check.py's options are checked before anything runs.
+"""The bench scripts' options are checked before anything runs.
 (Their figures are measured by running them, not here.)"""
 
 import subprocess
@@ -32,6 +32,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         ("learning_check.py", "--precisions=fp8", "--precisions 'fp8' is not valid; choose from auto, float32"),
         ("learning_check.py", "--kernels=cudnn", "--kernels 'cudnn' is not valid; choose from keras, fused"),
         ("learning_check.py", "--data=/no/such/archive", "--data '/no/such/archive' does not exist"),
+        ("determinism_probe.py", "--steps=1", "--steps 1 is not valid; give 2 or more"),
+        ("determinism_probe.py", "--data=/no/such/archive", "--data '/no/such/archive' does not exist"),
     ],
 )
 def test_bad_options_stop_with_one_line(script, argument, message):
