@@ -18,16 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
+from resattn.train.run_config import read_mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
+# The seed's config 4 as published, on a 10,000-image subset of the real images.
 CONFIG4 = {
+    **read_mapping(ROOT / "params" / "seed4-cifar10-a92-seedspatial-arl-sgd-published.yaml"),
     "dataset": "image_folder",
-    "family": "seed",
-    "depth": 92,
-    "mask_activation": "seed_spatial",
-    "mechanism": "arl",
-    "wiring": "published",
-    "recipe": "seed_sgd",
-    "seed": 0,
     "limit": 10_000,
 }
 
