@@ -3,13 +3,13 @@ side by side in one run, with the machine's measured peak beside every figure.
 
     [KERAS_BACKEND=jax] python bench/bench.py [--networks seed56,seed92,paper56,paper92]
         [--precision auto,float32,bfloat16] [--xla auto,on,off] [--batch-sizes 64,256]
-        [--images 512] [--steps-per-execution auto,4] [--kernels keras,fused] [--baseline | --no-baseline]
+        [--images 512] [--steps-per-execution auto,4] [--kernels fused,keras] [--baseline | --no-baseline]
 
 Ours: the library's training model (uint8 images in, scaling and augmentation as layers inside
-the compiled step), the recipe's optimizer, precision, XLA setting and kernels (`keras`: Keras's
-own batch norm and optimizer updates; `fused`: TensorFlow's fused kernels for both), the data as
-arrays handed to `fit`. The baseline is the seed's: the same network and optimizer (Keras's own layers, as
-ours), float32 images scaled on the host, a Python data source that flips and shifts each
+the compiled step), the recipe's optimizer, precision, XLA setting and kernels (`fused`, the
+recipes' default: TensorFlow's fused kernels for batch norm and optimizer updates; `keras`:
+Keras's own for both), the data as arrays handed to `fit`. The baseline is the seed's: the same
+network and optimizer (Keras's own layers), float32 images scaled on the host, a Python data source that flips and shifts each
 image on the CPU (scipy, as ImageDataGenerator does), Keras `fit` on it, float32, no XLA,
 batch 64.
 
@@ -66,7 +66,7 @@ def parse(argv):
         default="auto",
         help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list",
     )
-    parser.add_argument("--kernels", default="keras", help="the recipe's kernels: keras, fused, or a list")
+    parser.add_argument("--kernels", default="fused", help="the recipe's kernels: fused (the default), keras, or a list")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.kernels = _choices("kernels", args.kernels, KERNELS)
@@ -164,7 +164,7 @@ def random_data(count, seed=0):
     return images, keras.utils.to_categorical(np.arange(count) % 10, 10)
 
 
-def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto", kernels="keras"):
+def ours(name, precision, xla, batch_sizes, images, steps_per_execution="auto", kernels="fused"):
     """The library's pipeline, one model fed at each batch size."""
     family, depth, options, recipe_name = NETWORKS[name]
     recipe = resolve_recipe(

@@ -1,7 +1,7 @@
 """Does our pipeline learn like stock Keras on real images? Side by side in one run.
 
     python bench/learning_check.py [--data ../shared/data/cifar10-jpeg-train.tar.gz]
-        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--kernels keras] [--out results/learning-check]
+        [--epochs 2] [--seeds 0,1] [--precisions float32,auto] [--kernels fused] [--out results/learning-check]
         [--fresh]
 
 The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe, batch 64) on the
@@ -10,8 +10,8 @@ The seed's config 2 (Attention-56, mixed attention, ARL, the seed's Adam recipe,
 
 - ours: exactly what `python -m resattn.train` trains (`resattn.train.loop.train`): uint8 images
   in, the seed's standardization, flip and shift as the library's layers inside the model, with
-  `--kernels` (`fused`: TensorFlow's fused batch norm and optimizer updates; its runs are kept
-  apart from the `keras` ones, "ours-fused" in the table, and share the stock runs);
+  `--kernels` (`fused`, the library's default: TensorFlow's fused batch norm and optimizer
+  updates, "ours-fused" in the table; `keras`: Keras's own, "ours"; the two share the stock runs);
 - stock: the same network trained the plain Keras way: images standardized on the host,
   Keras's `RandomFlip("horizontal")` and `RandomTranslation(0.15, 0.15)` in front of it,
   `keras.optimizers.Adam(1e-3)`, `fit`, on the same batches in the same order as ours.
@@ -40,7 +40,7 @@ def parse(argv):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--precisions", default="float32,auto")
-    parser.add_argument("--kernels", default="keras", help="ours with keras or fused kernels")
+    parser.add_argument("--kernels", default="fused", help="ours with fused (the default) or keras kernels")
     parser.add_argument("--out", type=Path, default=Path("results/learning-check"))
     parser.add_argument("--fresh", action="store_true", help="redo runs that an earlier check finished")
     args = parser.parse_args(argv)
@@ -57,8 +57,8 @@ def parse(argv):
     for precision in args.precisions:
         if precision not in ("auto", "float32", "bfloat16"):
             sys.exit(f"error: --precisions {precision!r} is not valid; choose from auto, float32, bfloat16")
-    if args.kernels not in ("keras", "fused"):
-        sys.exit(f"error: --kernels {args.kernels!r} is not valid; choose from keras, fused")
+    if args.kernels not in ("fused", "keras"):
+        sys.exit(f"error: --kernels {args.kernels!r} is not valid; choose from fused, keras")
     if not args.data.exists():
         sys.exit(
             f"error: --data {str(args.data)!r} does not exist; give the CIFAR-10 image-folder archive "

@@ -198,8 +198,27 @@ def test_a_resumed_run_keeps_its_precision_records_every_start_and_clears_dead_w
     (run / ".history.csv.gone-host-99.partial").write_text("half")
     lines = []
     train({**TINY, "precision": "auto"}, run, log=lines.append)
-    assert any(line.startswith("resuming from epoch 1") and line.endswith(other) for line in lines), lines
+    assert any(line.startswith("resuming from epoch 1") and f", {other}, " in line for line in lines), lines
     record = json.loads((run / "config.json").read_text())
     assert [start["first_epoch"] for start in record["starts"]] == [0, 1]
     assert record["starts"][1]["execution"]["precision"] == other
     assert not list(run.glob(".*.partial"))
+
+
+def test_a_run_started_with_other_kernels_resumes_with_them_and_is_the_same_run(tmp_path):
+    run = tmp_path / "run"
+    assert "recipe.kernels" not in RunConfig.from_mapping(TINY).identity()
+    with pytest.raises(Crash):
+        train({**TINY, "kernels": "keras"}, run, log=crash_in_epoch(2))
+    assert json.loads((run / "state.json").read_text())["execution"]["kernels"] == "keras"
+    # As a run started before the kernels left the identity wrote its state: kernels there only.
+    state = json.loads((run / "state.json").read_text())
+    del state["execution"]["kernels"]
+    state["identity"]["recipe.kernels"] = "keras"
+    (run / "state.json").write_text(json.dumps(state))
+    lines = []
+    metrics = train(TINY, run, log=lines.append)  # the recipe's default kernels are fused
+    assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.npz): Adam at") for line in lines), lines
+    assert metrics["status"] == "completed" and not (run / "replaced").exists()
+    record = json.loads((run / "config.json").read_text())
+    assert [start["execution"]["kernels"] for start in record["starts"]] == ["keras", "keras"]

@@ -208,7 +208,7 @@ def test_a_run_that_crashed_in_epoch_2_resumes_with_each_epochs_own_rate_and_tim
     metrics = train(config, tmp_path, log=lines.append)
     rows = history(tmp_path)
     assert [float(row["learning_rate"]) for row in rows] == pytest.approx([0.1, 0.1, 0.01])
-    assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.npz): SGD at step 8") for line in lines)
+    assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.npz): FusedSGD at step 8") for line in lines)
     assert [row["warmup"] for row in rows] == ["1", "1", "0"]  # epoch 2 was the resumed process's first
     assert metrics["status"] == "completed" and metrics["seconds_per_epoch"] == pytest.approx(float(rows[2]["seconds"]))
     # TensorBoard, over both processes' event files: each epoch once, with the rate it trained at.

@@ -55,10 +55,15 @@ def _run(config, folder, log, dataset):
         "checkpoint": None,
         "early_stopping": {"best": None, "wait": 0},
     }
+    # A resumed run keeps the precision it started with, whatever this machine's `auto` would pick,
+    # and its kernels, whatever the recipe now says (a run started before they were kept here has
+    # them in its identity).
+    execution = state.setdefault("execution", {})
+    precision = execution.setdefault("precision", config.recipe.compute_precision())
+    started = state.get("identity", {}).get("recipe.kernels", config.recipe.kernels)
+    kernels = execution.setdefault("kernels", started)
+    recipe = replace(config.recipe, precision=precision, kernels=kernels)
     state.update(identity=jsonable(config.identity()), config=jsonable(config.raw))  # moved data: where it is now
-    # A resumed run keeps the precision it started with, whatever this machine's `auto` would pick.
-    precision = state.setdefault("execution", {}).setdefault("precision", config.recipe.compute_precision())
-    recipe = replace(config.recipe, precision=precision)
 
     # Data
     if dataset is None:
@@ -85,7 +90,7 @@ def _run(config, folder, log, dataset):
         restore_checkpoint(model, folder.path / state["checkpoint"])
         log(
             f"resuming from epoch {state['epoch']} ({state['checkpoint']}): {type(model.optimizer).__name__} at "
-            f"step {int(model.optimizer.iterations)}, {recipe.compute_precision()}"
+            f"step {int(model.optimizer.iterations)}, {recipe.compute_precision()}, {recipe.kernels} kernels"
         )
     network = model.layers[-1]
     apply_weight_decay(model, recipe.weight_decay)  # a regularizer is not saved with the model

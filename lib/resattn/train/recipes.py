@@ -17,10 +17,11 @@ MONITORS = ("accuracy", "val_accuracy")
 # to learning_rate over warmup_epochs, then straight down to 0 at the schedule's last step.
 LR_SCHEDULES = ("drops", "warmup_linear")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-# keras: Keras's own batch normalization and optimizer updates; fused: TensorFlow's fused kernels
-# for both in training (the same formulas, as accurate against float64: tests/test_batch_norm.py,
-# tests/test_optimizers.py), on TensorFlow only; JAX compiles Keras's own.
-KERNELS = ("keras", "fused")
+# fused: TensorFlow's fused kernels for batch normalization and optimizer updates in training (the
+# same formulas, as accurate against float64: tests/test_batch_norm.py, tests/test_optimizers.py;
+# they learn within stock Keras's seed-to-seed range: BENCHMARKS.md), on TensorFlow only; JAX
+# compiles Keras's own. keras: Keras's own layers, step for step what stock Keras computes.
+KERNELS = ("fused", "keras")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Recipe:
     # statistics and softmax) where the hardware computes bfloat16 natively: see compute_precision.
     precision: str = "auto"
     jit_compile: bool | str = "auto"  # XLA where it is faster: see compiles_with_xla
-    kernels: str = "keras"  # or fused: see KERNELS
+    kernels: str = "fused"  # or keras: see KERNELS; like precision, not part of a run's identity
     run_eagerly: bool = False  # no graph at all: slow per step, but nothing to trace (smoke runs)
     steps_per_execution: int | str = "auto"  # steps per call into the compiled graph: see execution_steps
     schedule_scale: float = 1.0  # epochs or iterations and lr_drops, all times this (a short schedule)

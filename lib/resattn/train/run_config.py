@@ -50,6 +50,9 @@ DATA_KEYS = tuple(DataOptions.__dataclass_fields__)
 RUN_KEYS = ("recipe", "seed")
 RUN_CONFIG_KEYS = RUN_KEYS + DATA_KEYS + tuple(k for k in NETWORK_KEYS if k != "input_shape") + RECIPE_KEYS
 LOCATION_KEYS = ("data_dir",)  # where things lie, not what a run trains
+# How a run computes, not what it trains: the same formulas by other kernels (recipes.KERNELS). A
+# run keeps the kernels it started with (state.json's "execution"), whatever the recipe now says.
+EXECUTION_KEYS = ("recipe.kernels",)
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,13 @@ class RunConfig:
     def identity(self):
         """What this run trains, as a flat mapping: its seed, its network, its recipe and its
         data's content and split, every default filled in. Where the data lies is not part of it,
-        so moved data or another cache resumes a run; whatever else differs is another run."""
+        so moved data or another cache resumes a run; nor are the kernels that compute it
+        (EXECUTION_KEYS); whatever else differs is another run."""
         data = {f"data.{key}": value for key, value in asdict(self.data).items() if key not in LOCATION_KEYS}
         data["data.content"] = data_fingerprint(self.data.dataset, self.data.data_dir)
         model = {f"model.{key}": value for key, value in resolve_network(**self.model).items()}
         recipe = {f"recipe.{key}": value for key, value in self.recipe.to_dict().items()}
+        recipe = {key: value for key, value in recipe.items() if key not in EXECUTION_KEYS}
         return {"seed": self.seed, "recipe": self.recipe_name, **data, **model, **recipe}
 
 

@@ -21,9 +21,10 @@ def run_record(config, recipe, model_options, dataset, epochs, steps):
         "seed": config.seed,
         "recipe_name": config.recipe_name,
         "recipe": recipe.to_dict(),
-        # What the recipe's "auto" settings resolved to (precision: at the run's first start).
+        # What the recipe's "auto" settings resolved to (precision and kernels: at the run's first start).
         "execution": {
             "precision": recipe.compute_precision(),
+            "kernels": recipe.kernels,
             "xla": recipe.compiles_with_xla(),
             "steps_per_execution": recipe.execution_steps(),
         },
