@@ -66,7 +66,9 @@ def parse(argv):
         default="auto",
         help="the recipe's steps_per_execution: auto (the library's default here), integers, or a list",
     )
-    parser.add_argument("--kernels", default="fused", help="the recipe's kernels: fused (the default), keras, or a list")
+    parser.add_argument(
+        "--kernels", default="fused", help="the recipe's kernels: fused (the default), keras, or a list"
+    )
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.kernels = _choices("kernels", args.kernels, KERNELS)
