@@ -38,7 +38,7 @@ from scipy import ndimage
 from resattn.data.preprocessing import SEED_MEAN, SEED_SHIFT, SEED_STD
 from resattn.models.complexity import count_multiply_adds
 from resattn.models.networks import build_model
-from resattn.train.devices import has_gpu, processor
+from resattn.train.devices import has_gpu, processor, run_ops_one_at_a_time
 from resattn.train.model import build_training_state, new_training_model
 from resattn.train.recipes import KERNELS, resolve_recipe
 from resattn.train.run_record import backend_version
@@ -243,6 +243,7 @@ HEADER = (
 
 def main(argv=None):
     args = parse(argv)
+    run_ops_one_at_a_time()  # as a run trains, for every pipeline of this process
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
     # 2048 fills a CPU; a GPU finishes it faster than one dispatch, and reaches its peak at 8192.
@@ -251,6 +252,7 @@ def main(argv=None):
     print(
         f"# bench {time.strftime('%Y-%m-%d')}: {keras.backend.backend()} {backend_version()}, "
         f"keras {keras.__version__}, {_device()}, {os.cpu_count()} CPU cores, python {platform.python_version()}"
+        f"{_inter_op_threads()}"
     )
     print(f"# peak ({size}x{size} matmul): " + ", ".join(f"{p} {peaks[p] / 1e9:.1f} G multiply-adds/s" for p in peaks))
     print(
@@ -289,6 +291,15 @@ def _row(name, pipeline, precision, xla, batch_size, rate, base, macs, peak):
         f"| {name} | {pipeline} | {precision} | {'on' if xla else 'off'} | {batch_size} | {rate:,.0f} "
         f"| {EPOCH_IMAGES / rate:,.1f} | {ratio} | {floor:.1f} | {achieved:.0%} |"
     )
+
+
+def _inter_op_threads():
+    if keras.backend.backend() != "tensorflow":
+        return ""
+    import tensorflow as tf
+
+    threads = os.environ.get("TF_NUM_INTEROP_THREADS") or tf.config.threading.get_inter_op_parallelism_threads()
+    return f", inter-op threads {threads or 'as TensorFlow picks'}"
 
 
 def _device():

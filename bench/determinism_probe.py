@@ -7,7 +7,8 @@ Trains `--steps` batches of a config (by default the seed's config 4 as publishe
 10,000-image subset of the real images) with `train_on_batch`, from seed 0, in two fresh
 processes, and prints per process the sha256 of its training images and of its initial weights
 and the loss of every step, then the first step where the two differ. Environment variables pass
-through, so `TF_NUM_INTEROP_THREADS=1 python bench/determinism_probe.py` tests a setting.
+through, so `TF_NUM_INTEROP_THREADS=0 python bench/determinism_probe.py` tests TensorFlow's own
+number of inter-op threads, where the library runs one op at a time (resattn.train.devices).
 A benchmark, not a test: about a minute per process for Attention-92 on 2 cores.
 """
 
@@ -51,11 +52,16 @@ def digest(array):
 
 
 def train_steps(config, steps):
-    """{data, weights, losses} of `steps` batches of 64 of `config`, in this process."""
+    """{data, weights, losses} of `steps` batches of 64 of `config`, in this process, which runs
+    TensorFlow's ops as a run does (`run_ops_one_at_a_time`)."""
     from dataclasses import replace
 
     import keras
     import numpy as np
+
+    from resattn.train.devices import run_ops_one_at_a_time
+
+    run_ops_one_at_a_time()
 
     from resattn.train.model import apply_weight_decay, new_training_model
     from resattn.train.run_config import RunConfig

@@ -1,3 +1,10 @@
+import os
+
+# One TensorFlow op at a time in every test process from its start, as a run sets it
+# (resattn.train.devices.run_ops_one_at_a_time), which it can only do before the process's first
+# op: tests run ops before they train. Subprocesses inherit it.
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
 import pytest
 
 from resattn import build_model

@@ -321,6 +321,39 @@ def test_a_jax_run_keeps_what_it_compiled_and_trains_the_same_from_it(tmp_path):
     assert histories[0] == histories[1]
 
 
+ONE_AT_A_TIME = """
+import sys
+import tensorflow as tf
+from resattn.train.devices import run_ops_one_at_a_time
+if sys.argv[1] == "op-first":
+    tf.constant(1.0) + 1.0
+lines = []
+run_ops_one_at_a_time(lines.append)
+print(tf.config.threading.get_inter_op_parallelism_threads(), lines)
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's inter-op threads")
+@pytest.mark.parametrize(
+    "environment, when, threads, says",
+    [
+        ({}, "before-any-op", 1, False),  # a run's process: one op at a time
+        ({}, "op-first", 0, True),  # too late to change: said, not silent
+        ({"TF_NUM_INTEROP_THREADS": "0"}, "before-any-op", 0, False),  # the user's choice stands
+    ],
+)
+def test_a_run_on_the_cpu_runs_tensorflows_ops_one_at_a_time_unless_told(environment, when, threads, says):
+    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTEROP_THREADS"}
+    env.update(environment, CUDA_VISIBLE_DEVICES="-1")
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_AT_A_TIME, when], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    count, lines = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(count) == threads
+    assert ("may not repeat to the last digit" in lines) == says, lines
+
+
 def test_auto_xla_means_xla_on_jax_and_on_a_tensorflow_gpu_only():
     recipe = resolve_recipe("seed_adam")
     if keras.backend.backend() == "tensorflow":

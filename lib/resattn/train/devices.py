@@ -103,6 +103,27 @@ def keep_compiled_steps(folder):
         jax.config.update("jax_compilation_cache_dir", str(folder))
 
 
+def run_ops_one_at_a_time(log=print):
+    """On TensorFlow on a CPU, one op at a time (inter-op parallelism 1) unless
+    TF_NUM_INTEROP_THREADS says otherwise (0: TensorFlow's own choice). With independent ops
+    at once, an op's threads and so its rounding depend on what runs beside it, and the same seed
+    gave another run in another process (config 4: BENCHMARKS.md); one at a time repeats it to
+    the last digit, for 6-25% of the CPU step. Only before TensorFlow's first op of the process."""
+    if keras.backend.backend() != "tensorflow" or "TF_NUM_INTEROP_THREADS" in os.environ or has_gpu():
+        return
+    import tensorflow as tf
+
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        log(
+            "TensorFlow ran ops in this process before this run, with independent ops at once: the run may "
+            "not repeat to the last digit (set TF_NUM_INTEROP_THREADS=1 before Python starts to make sure)"
+        )
+
+
 class DeviceError(RuntimeError):
     """A run asked for a device that the backend cannot see."""
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from resattn.data.datasets import cache_dir
 from resattn.models.complexity import count_parameters
-from resattn.train.devices import check_device, keep_compiled_steps
+from resattn.train.devices import check_device, keep_compiled_steps, run_ops_one_at_a_time
 from resattn.train.epoch_recorder import EpochRecorder
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.run_config import RunConfig
@@ -27,6 +27,7 @@ def train(raw_config, run_dir, force=False, log=print, dataset=None):
     """
     config = RunConfig.from_mapping(raw_config)  # a bad key or value stops here, before any data is read
     check_device()
+    run_ops_one_at_a_time(log)
     keep_compiled_steps(cache_dir() / "jax")
     folder = RunFolder(run_dir)
     with folder.lock():
