@@ -27,7 +27,7 @@ from resattn.train.model import new_training_model
 from resattn.train.recipes import resolve_recipe
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg-train.tar.gz"
-STEPS, BATCH, WINDOW = 300, 16, 50
+STEPS, BATCH, WINDOW = 150, 16, 50
 MODEL = {"family": "seed", "depth": 56, "num_classes": 10, "input_shape": (32, 32, 3)}
 # float32: the same arithmetic, so the same loss to the last bits at every step.
 FLOAT32_TOLERANCE = 1e-6

@@ -186,39 +186,33 @@ def test_a_checkpoint_and_the_state_naming_it_reach_the_disk_before_the_older_ch
     assert ("fsync", str(run)) in before[last_state:]
 
 
-def test_a_resumed_run_keeps_its_precision_records_every_start_and_clears_dead_writers_temporary_files(tmp_path):
-    run = tmp_path / "run"
-    with pytest.raises(Crash):
-        train({**TINY, "precision": "auto"}, run, log=crash_in_epoch(2))
-    state = json.loads((run / "state.json").read_text())
-    first = state["execution"]["precision"]
-    other = "bfloat16" if first == "float32" else "float32"  # as if it started on another kind of machine
-    state["execution"]["precision"] = other
-    (run / "state.json").write_text(json.dumps(state))
-    (run / ".history.csv.gone-host-99.partial").write_text("half")
-    lines = []
-    train({**TINY, "precision": "auto"}, run, log=lines.append)
-    assert any(line.startswith("resuming from epoch 1") and f", {other}, " in line for line in lines), lines
-    record = json.loads((run / "config.json").read_text())
-    assert [start["first_epoch"] for start in record["starts"]] == [0, 1]
-    assert record["starts"][1]["execution"]["precision"] == other
-    assert not list(run.glob(".*.partial"))
-
-
-def test_a_run_started_with_other_kernels_resumes_with_them_and_is_the_same_run(tmp_path):
+def test_a_resumed_run_keeps_its_precision_and_kernels_records_every_start_and_clears_dead_writers_files(tmp_path):
+    """Precision and kernels are how a run computes: it resumes with those it started with,
+    whatever this machine's `auto` or the recipe's default kernels say now; neither is part of
+    its identity (a state written before the kernels left the identity holds them there)."""
     run = tmp_path / "run"
     assert "recipe.kernels" not in RunConfig.from_mapping(TINY).identity()
     with pytest.raises(Crash):
-        train({**TINY, "kernels": "keras"}, run, log=crash_in_epoch(2))
-    assert json.loads((run / "state.json").read_text())["execution"]["kernels"] == "keras"
-    # As a run started before the kernels left the identity wrote its state: kernels there only.
+        train({**TINY, "precision": "auto", "kernels": "keras"}, run, log=crash_in_epoch(2))
     state = json.loads((run / "state.json").read_text())
+    assert state["execution"]["kernels"] == "keras"
+    first = state["execution"]["precision"]
+    other = "bfloat16" if first == "float32" else "float32"  # as if it started on another kind of machine
+    state["execution"]["precision"] = other
     del state["execution"]["kernels"]
     state["identity"]["recipe.kernels"] = "keras"
     (run / "state.json").write_text(json.dumps(state))
+    (run / ".history.csv.gone-host-99.partial").write_text("half")
     lines = []
-    metrics = train(TINY, run, log=lines.append)  # the recipe's default kernels are fused
-    assert any(line.startswith("resuming from epoch 1 (checkpoint-0001.npz): Adam at") for line in lines), lines
+    metrics = train({**TINY, "precision": "auto"}, run, log=lines.append)  # the default kernels: fused
+    assert any(
+        line.startswith("resuming from epoch 1 (checkpoint-0001.npz): Adam at")
+        and line.endswith(f"{other}, keras kernels")
+        for line in lines
+    ), lines
     assert metrics["status"] == "completed" and not (run / "replaced").exists()
     record = json.loads((run / "config.json").read_text())
+    assert [start["first_epoch"] for start in record["starts"]] == [0, 1]
+    assert record["starts"][1]["execution"]["precision"] == other
     assert [start["execution"]["kernels"] for start in record["starts"]] == ["keras", "keras"]
+    assert not list(run.glob(".*.partial"))
