@@ -116,8 +116,12 @@ class RunConfig:
         data["data.content"] = data_fingerprint(self.data.dataset, self.data.data_dir)
         model = {f"model.{key}": value for key, value in resolve_network(**self.model).items()}
         recipe = {f"recipe.{key}": value for key, value in self.recipe.to_dict().items()}
-        recipe = {key: value for key, value in recipe.items() if key not in EXECUTION_KEYS}
-        return {"seed": self.seed, "recipe": self.recipe_name, **data, **model, **recipe}
+        return what_it_trains({"seed": self.seed, "recipe": self.recipe_name, **data, **model, **recipe})
+
+
+def what_it_trains(identity):
+    """`identity` without EXECUTION_KEYS (a state written before they left the identity holds them)."""
+    return {key: value for key, value in identity.items() if key not in EXECUTION_KEYS}
 
 
 def _classes_known_before_loading(data):

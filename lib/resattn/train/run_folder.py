@@ -33,7 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resattn.train.run_config import EXECUTION_KEYS, LOCATION_KEYS
+from resattn.train.run_config import LOCATION_KEYS, what_it_trains
 
 # A run's status in state.json and metrics.json: "running" while it trains, then one of ENDED.
 SUCCEEDED = ("completed", "early_stopped")  # ended with figures that count
@@ -79,9 +79,8 @@ def plan_run(folder, run_config, force=False):
     state = folder.state()
     if not state:
         return Plan("start")
-    if "identity" in state:  # one written before EXECUTION_KEYS left the identity holds them
-        old = {key: value for key, value in state["identity"].items() if key not in EXECUTION_KEYS}
-        changed = changed_keys(old, jsonable(run_config.identity()))
+    if "identity" in state:
+        changed = changed_keys(what_it_trains(state["identity"]), jsonable(run_config.identity()))
     else:  # written before runs had an identity: its config, the data's location aside
         changed = changed_keys(
             *(
