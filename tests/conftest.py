@@ -4,6 +4,9 @@ import os
 # (resattn.train.devices.run_ops_one_at_a_time), which it can only do before the process's first
 # op: tests run ops before they train. Subprocesses inherit it.
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# TensorFlow's log as quiet as `make test` (so CI) has it: what a test reads from a failing
+# process must not depend on log lines that only show outside make.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 

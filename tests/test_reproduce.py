@@ -209,7 +209,10 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     assert "preflight: ok in" in done.stdout and "(a-fits)" in done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight:")]
     assert len(errors) == 1, done.stderr[-3000:]
-    assert "seed:56 failed: out of memory" in errors[0] or "seed:56 failed: the process died of SIG" in errors[0]
+    assert (
+        "seed:56 failed: out of memory: tensor with shape[256,256,256,64]" in errors[0]
+        or "seed:56 failed: the process died of SIG" in errors[0]
+    ), errors[0]
     assert errors[0].endswith("affects b-too-big")
     assert "nothing was trained" in done.stderr
     assert not list((tmp_path / "results").glob("*/state.json")) and "start on" not in done.stdout

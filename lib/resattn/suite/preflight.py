@@ -10,6 +10,7 @@ runs one config per process.
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -109,11 +110,9 @@ def _child_step(key, env):
         )
     step = json.loads(key)
     output = done.stdout + done.stderr
-    out_of_memory = [
-        line for line in output.splitlines() if "OOM when allocating" in line or "RESOURCE_EXHAUSTED" in line
-    ]
-    if out_of_memory:
-        error = "out of memory: " + out_of_memory[-1].split("RESOURCE_EXHAUSTED: ")[-1].split(" on /job")[0]
+    allocation = out_of_memory(output)
+    if allocation:
+        error = f"out of memory: {allocation}"
     elif done.returncode < 0:
         error = f"the process died of {signal.Signals(-done.returncode).name}"
     elif reports:
@@ -170,13 +169,32 @@ def one_step(step):
     }
 
 
+def out_of_memory(text):
+    """What an out-of-memory error in `text` failed to allocate, or None. TensorFlow says "OOM
+    when allocating tensor with shape[...]" (in its log and in the exception; the log is silent
+    under TF_CPP_MIN_LOG_LEVEL=2), XLA "RESOURCE_EXHAUSTED: Out of memory while trying to
+    allocate N bytes"."""
+    tensors = re.findall(r"OOM when allocating (tensor with shape\[[^\]]*\](?: and type \w+)?)", text)
+    if tensors:
+        return tensors[-1]
+    exhausted = re.findall(r"RESOURCE_EXHAUSTED: (.*?)(?: on /job|$)", text, flags=re.MULTILINE)
+    return exhausted[-1] if exhausted else None
+
+
+def last_error(output):
+    """The exception line papermill reports, or the output's last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
+    return (errors or lines or ["(no output)"])[-1]
+
+
 def _cause(error):
     """The line of an error's message that says what went wrong: TensorFlow's start with "Graph
-    execution error:" and the Python stack of the failing node, and end with the cause."""
+    execution error:" and the Python stack of the failing node, then the cause, then hints."""
     lines = [
         line.strip()
         for line in str(error).splitlines()
-        if line.strip() and not line[0].isspace() and not line.startswith(("[[", "Detected at node"))
+        if line.strip() and not line[0].isspace() and not line.startswith(("[[", "Detected at node", "Hint:", "[Op:"))
     ]
     causes = [line for line in lines if line != "Graph execution error:"]
     return (causes or lines or ["(no message)"])[-1]
@@ -199,9 +217,3 @@ def main(argv=None):
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def last_error(output):
-    """The exception line papermill reports, or the output's last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
-    return (errors or lines or ["(no output)"])[-1]
