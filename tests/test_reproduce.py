@@ -59,8 +59,9 @@ def reproduce(tmp_path, *extra, env=None, **popen):
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
-def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_skipped(tmp_path):
-    """Also: the first kernel to start fails to; its run is tried again, a Python error is not."""
+def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped_changed_ones_retrained(tmp_path):
+    """Also: the first kernel to start fails to; its run is tried again, a Python error is not.
+    A changed config trains again, and --force retrains a finished one, each old run kept."""
     no_classes = tmp_path / "no-classes"
     (no_classes / "train").mkdir(parents=True)
     write_params(
@@ -68,13 +69,14 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
         {
             "a-good": GOOD,
             "b-broken": f"dataset: image_folder\ndata_dir: {no_classes}\nfamily: paper\ndepth: 56\nmax_epochs: 2\n",
+            "c-changed": GOOD,
         },
     )
     results = tmp_path / "results"
 
     first = reproduce(tmp_path, env=flaky_kernel(tmp_path))
     assert first.returncode == 1, first.stdout + first.stderr
-    assert "2 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
+    assert "3 runs under the tiny profile" in first.stdout and "0 finished already" in first.stdout
     assert "estimate: skipped: no run trains more than 16 images" in first.stdout  # the quick profile's test has one
     assert "[b-broken] FAILED: " in first.stdout and str(no_classes) in first.stdout
     assert "1 config(s) failed: b-broken" in first.stdout
@@ -91,41 +93,31 @@ def test_a_failing_config_is_recorded_the_others_go_on_and_finished_ones_are_ski
     assert (results / "a-good" / "train.ipynb").exists() and (results / "a-good" / "curves.png").exists()
     assert (results / "b-broken" / "notebook-error.txt").exists()
     summary = (results / "summary.md").read_text()
-    assert "1 completed, 1 failed" in summary or "1 failed, 1 completed" in summary
+    assert "2 completed, 1 failed" in summary or "1 failed, 2 completed" in summary
     runs = pd.read_csv(results / "summary.csv")
     assert set(runs["table"])  # the results notebook ran to the end
 
     notebook_written = (results / "a-good" / "train.ipynb").stat().st_mtime_ns
+    first_changed = read_json(results / "c-changed" / "metrics.json")
     (tmp_path / "params" / "b-broken.yaml").write_text(GOOD)  # fixed: it runs, the error file goes
+    (tmp_path / "params" / "c-changed.yaml").write_text(GOOD + "label_noise: 0.5\n")
     second = reproduce(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "1 finished already (skipped), 1 to run" in second.stdout
+    assert "1 finished already (skipped), 2 to run" in second.stdout
     assert "[a-good] start" not in second.stdout
     assert (results / "a-good" / "train.ipynb").stat().st_mtime_ns == notebook_written
     assert "[b-broken] done" in second.stdout and not (results / "b-broken" / "notebook-error.txt").exists()
-    assert "2 completed" in (results / "summary.md").read_text()
+    assert "3 completed" in (results / "summary.md").read_text()
+    assert "data.label_noise: 0.0 -> 0.5" in (results / "c-changed" / "log.txt").read_text()
+    assert read_json(results / "c-changed" / "state.json")["identity"]["data.label_noise"] == 0.5
 
-
-def test_a_killed_reproduce_resumes_the_interrupted_run_from_its_last_epoch(tmp_path):
-    write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 4")})
-    history = tmp_path / "results" / "long" / "history.csv"
-    process = reproduce(tmp_path, start_new_session=True)
-    deadline = time.monotonic() + 600
-    while not (history.exists() and len(history.read_text().splitlines()) >= 2):  # epoch 1 saved
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "no epoch finished in time"
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    time.sleep(3)  # the kernel, in a session of its own, notices its parent has gone and exits
-    killed_at = read_json(tmp_path / "results" / "long" / "state.json")["epoch"]
-    assert 1 <= killed_at < 4
-
-    again = reproduce(tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"[long] resuming from epoch {killed_at}" in again.stdout
-    assert list(pd.read_csv(history)["epoch"]) == [1, 2, 3, 4]
-    assert read_json(tmp_path / "results" / "long" / "metrics.json")["epochs"] == 4
+    forced = reproduce(tmp_path, "--force", "--configs", "c-changed")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "force: c-changed: its previous run is in " in forced.stdout
+    assert "0 finished already (skipped), 1 to run" in forced.stdout and "[a-good] start" not in forced.stdout
+    replaced = sorted((results / "c-changed" / "replaced").iterdir())
+    assert len(replaced) == 2 and read_json(replaced[0] / "metrics.json") == first_changed
+    assert read_json(results / "c-changed" / "metrics.json")["status"] == "completed"
 
 
 @pytest.mark.parametrize(
@@ -383,45 +375,39 @@ def kernel_of(run_dir):
     return None
 
 
-def test_a_kernel_killed_mid_run_is_retried_and_the_run_resumes_from_its_last_epoch(tmp_path):
-    """As the host's out-of-memory killer would: SIGKILL to the kernel alone, the grid left running."""
+def test_a_killed_kernel_is_retried_and_a_killed_grid_resumes_each_from_the_runs_last_epoch(tmp_path):
+    """First SIGKILL to the kernel alone, the grid left running, as the host's out-of-memory killer
+    would: the grid starts it again. Then SIGKILL to the whole grid: a second reproduce resumes."""
     write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 8")})
     run_dir = tmp_path / "results" / "long"
+
+    def epoch():
+        return (read_json(run_dir / "state.json") or {}).get("epoch", 0)
+
+    def wait_for_epoch(least):
+        deadline = time.monotonic() + 600
+        while epoch() < least:
+            assert driver.poll() is None, driver.stdout.read()
+            assert time.monotonic() < deadline, f"epoch {least} not saved in time"
+            time.sleep(0.1)
+
     driver = reproduce(tmp_path, start_new_session=True)
-    deadline = time.monotonic() + 600
-    while (read_json(run_dir / "state.json") or {}).get("epoch", 0) < 1:
-        assert driver.poll() is None, driver.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_epoch(1)
     kernel = kernel_of(run_dir)
     assert kernel is not None
     os.kill(kernel, signal.SIGKILL)
-    output, _ = driver.communicate(timeout=900)
-    assert driver.returncode == 0, output
+    wait_for_epoch(epoch() + 1)  # a new kernel trains on
+    os.killpg(driver.pid, signal.SIGKILL)
+    output = driver.communicate()[0]
+    time.sleep(3)  # the kernel, in a session of its own, notices its parent has gone and exits
     assert "[long] the kernel died; trying again, from the run's last epoch" in output
     assert "[long] resuming from epoch " in output
+    killed_at = epoch()
+    assert 2 <= killed_at < 8, "the run finished before the grid was killed"
+
+    again = reproduce(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"[long] resuming from epoch {killed_at}" in again.stdout
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, 9))
     assert read_json(run_dir / "metrics.json")["status"] == "completed"
     assert not (run_dir / "notebook-error.txt").exists()
-
-
-def test_a_changed_config_is_trained_again_and_force_retrains_a_finished_one_keeping_the_old_runs(tmp_path):
-    write_params(tmp_path, {"a-good": GOOD})
-    run_dir = tmp_path / "results" / "a-good"
-    assert reproduce(tmp_path).returncode == 0
-    first = read_json(run_dir / "metrics.json")
-    (tmp_path / "params" / "a-good.yaml").write_text(GOOD + "label_noise: 0.5\n")
-    changed = reproduce(tmp_path)
-    assert changed.returncode == 0, changed.stdout + changed.stderr
-    assert "0 finished already (skipped), 1 to run" in changed.stdout
-    assert "data.label_noise: 0.0 -> 0.5" in (run_dir / "log.txt").read_text()
-    assert read_json(run_dir / "state.json")["identity"]["data.label_noise"] == 0.5
-    forced = reproduce(tmp_path, "--force")
-    assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert (
-        "force: a-good: its previous run is in " in forced.stdout
-        and "0 finished already (skipped), 1 to run" in forced.stdout
-    )
-    replaced = sorted((run_dir / "replaced").iterdir())
-    assert len(replaced) == 2 and read_json(replaced[0] / "metrics.json") == first
-    assert read_json(run_dir / "metrics.json")["status"] == "completed"

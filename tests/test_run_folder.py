@@ -27,6 +27,7 @@ TINY = {
     "batch_size": 12,
     "max_epochs": 2,
     "seed": 3,
+    "run_eagerly": True,
 }
 
 

@@ -299,28 +299,6 @@ def test_weight_decay_adds_wd_times_w_to_the_gradient():
     np.testing.assert_allclose(model.layers[1].kernel.numpy(), 0.9)  # w - lr * wd * w
 
 
-def test_a_jax_run_keeps_what_it_compiled_and_trains_the_same_from_it(tmp_path):
-    """The GPU's backend through `python -m resattn.train`: the first run leaves its compiled steps
-    in the cache (an H200 spent minutes compiling a run's first epoch), and a second run of the
-    config, as a resumed run or a rerun would, trains the same from them."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "RESATTN_CACHE": str(tmp_path / "cache")}
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    keys = [f"{key}={value}" for key, value in {**QUICK, "max_epochs": 1, "max_steps_per_epoch": 2}.items()]
-    histories = []
-    for name in ("first", "second"):
-        done = subprocess.run(
-            [sys.executable, "-m", "resattn.train", *keys, "--run-dir", str(tmp_path / name)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert list((tmp_path / "cache" / "jax").iterdir()), "nothing compiled was kept"
-        histories.append([(row["loss"], row["val_loss"]) for row in history(tmp_path / name)])
-    assert histories[0] == histories[1]
-
-
 ONE_AT_A_TIME = """
 import sys
 import tensorflow as tf
