@@ -7,6 +7,9 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # TensorFlow's log as quiet as `make test` (so CI) has it: what a test reads from a failing
 # process must not depend on log lines that only show outside make.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The Ray clusters that tests start give their workers the niceness the grid gives its own
+# (resattn.suite.grid.start): at Ray's 15 they starve beside the other test workers.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 import pytest
 
