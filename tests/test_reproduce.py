@@ -210,6 +210,24 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     assert not list((tmp_path / "results").glob("*/state.json")) and "start on" not in done.stdout
 
 
+def test_the_preflight_reads_an_out_of_memory_error_from_tensorflows_exception_and_xlas_status():
+    """TensorFlow's exception (all CI sees: make test silences its log) ends with a hint that also
+    says OOM; XLA's status is what JAX raises on a GPU."""
+    from resattn.suite.preflight import out_of_memory
+
+    tensorflow = (
+        "Graph execution error:\n\nDetected at node stem_conv/BiasAdd defined at (most recent call last):\n"
+        "OOM when allocating tensor with shape[256,256,256,64] and type float on "
+        "/job:localhost/replica:0/task:0/device:CPU:0 by allocator cpu\n\t [[{{node stem_conv/BiasAdd}}]]\n"
+        "Hint: If you want to see a list of allocated tensors when OOM happens, add "
+        "report_tensor_allocations_upon_oom to RunOptions for current allocation info.\n"
+    )
+    assert out_of_memory(tensorflow) == "tensor with shape[256,256,256,64] and type float"
+    xla = "XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 4294967296 bytes.\n"
+    assert out_of_memory(xla) == "Out of memory while trying to allocate 4294967296 bytes."
+    assert out_of_memory("ValueError: Hint: when OOM happens, read this") is None
+
+
 def test_with_no_network_the_grid_stops_on_the_download_before_any_config_starts(tmp_path):
     params = write_params(
         tmp_path,

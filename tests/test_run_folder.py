@@ -27,7 +27,7 @@ TINY = {
     "batch_size": 12,
     "max_epochs": 2,
     "seed": 3,
-    "run_eagerly": True,
+    "run_eagerly": True,  # the subject is the run folder; tracing the step costs more than training it
 }
 
 
