@@ -123,6 +123,7 @@ def test_a_recipes_bn_momentum_sets_every_batch_norm_layers_moving_average():
         model, norms = norms_of(recipe)
         momentum = momentum or 0.9  # the fast recipe's own
         assert {layer.momentum for layer in norms} == {momentum}
+        model.run_eagerly = True  # the subject is the layers' averages, not the step: one step, not traced
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # one step: moving mean = (1 - momentum) * batch mean
         batch_means.append(np.asarray(norms[0].moving_mean) / (1 - momentum))
     assert np.abs(batch_means[0]).max() > 0.01

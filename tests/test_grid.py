@@ -65,12 +65,12 @@ def test_a_ray_client_address_is_refused_with_one_line():
         grid.check_address("ray://10.0.0.1:10001")
 
 
-def grid_with_a_node_that_cannot_see(tmp_path, hidden_folder, **cluster_args):
-    """Runs the grid on a cluster whose second node runs in a mount namespace of its own with an
-    empty tmpfs over `hidden_folder`: on this one machine it sees another folder at the same
-    path, as a node without the shared filesystem would. Returns (the finished command, the
-    head node's id)."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, **cluster_args})
+def grid_with_a_node_that_cannot_see(hidden_folder, commands):
+    """Runs each of `commands` (reproduce's arguments after its own) on one cluster whose second
+    node runs in a mount namespace of its own with an empty tmpfs over `hidden_folder`: on this
+    one machine it sees another folder at the same path, as a node without the shared filesystem
+    would. Returns (the finished commands, the head node's id)."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     head = cluster.head_node.node_id[:8]
     hidden = subprocess.Popen(
         [
@@ -98,9 +98,10 @@ def grid_with_a_node_that_cannot_see(tmp_path, hidden_folder, **cluster_args):
         while len(cluster.global_state._live_node_ids()) < 2:
             assert hidden.poll() is None and time.monotonic() < deadline, "the second node did not join"
             time.sleep(0.5)
-        done = subprocess.run(
-            reproduce_command(tmp_path, "--ray-address", cluster.address), capture_output=True, text=True, timeout=300
-        )
+        done = [
+            subprocess.run([*command, "--ray-address", cluster.address], capture_output=True, text=True, timeout=300)
+            for command in commands
+        ]
     finally:
         hidden.terminate()
         hidden.wait(timeout=60)
@@ -109,39 +110,41 @@ def grid_with_a_node_that_cannot_see(tmp_path, hidden_folder, **cluster_args):
 
 
 @pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
-def test_a_node_that_cannot_see_the_results_folder_is_named_and_nothing_trains(tmp_path):
-    write_params(tmp_path, {"a": LONG})
-    results = tmp_path / "results"
-    results.mkdir()
-    done, head = grid_with_a_node_that_cannot_see(tmp_path, results)
-    assert done.returncode == 2, done.stdout + done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, done.stderr
-    assert "cannot use the results folder" in errors[0] and "a shared filesystem" in errors[0]
-    assert (
-        errors[0].startswith("error: node ") and head not in errors[0]
-    )  # the node named is the one that cannot see it
-    assert "start on node" not in done.stdout and not (results / "a").exists()
-
-
-@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -m` (root) to hide a folder from one node")
-def test_a_node_that_cannot_see_the_data_is_named_and_nothing_trains(tmp_path):
+def test_a_node_that_cannot_see_the_results_folder_or_the_data_is_named_and_nothing_trains(tmp_path):
+    """Two grids on one cluster: the first writes its results into the folder the second node
+    cannot see, the second reads its data from there."""
     from PIL import Image
 
-    images = tmp_path / "data" / "images"
+    hidden = tmp_path / "hidden"
+    images, hidden_results = hidden / "images", hidden / "results"
     for label in range(2):
         (images / "train" / f"class{label}").mkdir(parents=True)
         for index in range(4):
             Image.new("RGB", (16, 16), (label * 200, index * 40, 0)).save(
                 images / "train" / f"class{label}" / f"{index}.png"
             )
-    write_params(tmp_path, {"a": f"dataset: image_folder\ndata_dir: {images}\n" + LONG})
-    done, head = grid_with_a_node_that_cannot_see(tmp_path, tmp_path / "data")
-    assert done.returncode == 2, done.stdout + done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: node ") and head not in errors[0], done.stderr
-    assert f"cannot see the data at {images}; every node must see it at the same path" in errors[0]
-    assert "start on node" not in done.stdout and not (tmp_path / "results" / "a").exists()
+    hidden_results.mkdir()
+    write_params(tmp_path, {"a": LONG})
+    write_params(tmp_path / "reads-hidden-data", {"a": f"dataset: image_folder\ndata_dir: {images}\n" + LONG})
+    (results_unseen, data_unseen), head = grid_with_a_node_that_cannot_see(
+        hidden,
+        [
+            reproduce_command(tmp_path, "--results", str(hidden_results)),
+            reproduce_command(tmp_path / "reads-hidden-data"),
+        ],
+    )
+    for done, says in (
+        (results_unseen, "cannot use the results folder"),
+        (data_unseen, f"cannot see the data at {images}; every node must see it at the same path"),
+    ):
+        assert done.returncode == 2, done.stdout + done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, done.stderr
+        # the node named is the one that cannot see it
+        assert errors[0].startswith("error: node ") and head not in errors[0] and says in errors[0], errors[0]
+        assert "start on node" not in done.stdout
+    assert "a shared filesystem" in results_unseen.stderr
+    assert not (hidden_results / "a").exists() and not (tmp_path / "reads-hidden-data" / "results" / "a").exists()
 
 
 def test_a_node_offering_a_gpu_its_backend_cannot_see_is_named_before_the_grid(tmp_path):

@@ -36,7 +36,7 @@ def flaky_kernel(tmp_path):
     return {**os.environ, "JUPYTER_PATH": str(share)}
 
 
-def reproduce(tmp_path, *extra, env=None, **popen):
+def reproduce(tmp_path, *extra, env=None, cwd=None, **popen):
     command = [
         sys.executable,
         "-m",
@@ -56,12 +56,25 @@ def reproduce(tmp_path, *extra, env=None, **popen):
     ]
     if popen:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
+
+
+def image_folder(root):
+    """Two classes of eight 16x16 images: root/train/class0, root/train/class1."""
+    from PIL import Image
+
+    for label in range(2):
+        folder = root / "train" / f"class{label}"
+        folder.mkdir(parents=True)
+        for index in range(8):
+            Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")
 
 
 def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped_changed_ones_retrained(tmp_path):
     """Also: the first kernel to start fails to; its run is tried again, a Python error is not.
-    A changed config trains again, and --force retrains a finished one, each old run kept."""
+    The failed config, fixed, reads a relative data_dir from the folder the command runs in
+    (papermill starts each kernel in notebooks/, where it must not be read from). A changed
+    config trains again, and --force retrains a finished one, each old run kept."""
     no_classes = tmp_path / "no-classes"
     (no_classes / "train").mkdir(parents=True)
     write_params(
@@ -99,19 +112,24 @@ def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped
 
     notebook_written = (results / "a-good" / "train.ipynb").stat().st_mtime_ns
     first_changed = read_json(results / "c-changed" / "metrics.json")
-    (tmp_path / "params" / "b-broken.yaml").write_text(GOOD)  # fixed: it runs, the error file goes
+    image_folder(tmp_path / "work" / "images")
+    (tmp_path / "params" / "b-broken.yaml").write_text(  # fixed: it runs, the error file goes
+        "dataset: image_folder\ndata_dir: images\nfamily: paper\ndepth: 56\nmax_epochs: 2\n"
+    )
     (tmp_path / "params" / "c-changed.yaml").write_text(GOOD + "label_noise: 0.5\n")
-    second = reproduce(tmp_path)
+    second = reproduce(tmp_path, cwd=tmp_path / "work")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "1 finished already (skipped), 2 to run" in second.stdout
     assert "[a-good] start" not in second.stdout
     assert (results / "a-good" / "train.ipynb").stat().st_mtime_ns == notebook_written
     assert "[b-broken] done" in second.stdout and not (results / "b-broken" / "notebook-error.txt").exists()
+    record = read_json(results / "b-broken" / "config.json")
+    assert record["data"]["data_dir"] == str(tmp_path / "work" / "images") and record["data"]["train_size"] == 12
     assert "3 completed" in (results / "summary.md").read_text()
     assert "data.label_noise: 0.0 -> 0.5" in (results / "c-changed" / "log.txt").read_text()
     assert read_json(results / "c-changed" / "state.json")["identity"]["data.label_noise"] == 0.5
 
-    forced = reproduce(tmp_path, "--force", "--configs", "c-changed")
+    forced = reproduce(tmp_path, "--force", "--configs", "c-changed", cwd=tmp_path / "work")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "force: c-changed: its previous run is in " in forced.stdout
     assert "0 finished already (skipped), 1 to run" in forced.stdout and "[a-good] start" not in forced.stdout
@@ -328,54 +346,17 @@ def test_a_grid_given_a_gpu_the_backend_cannot_see_stops_before_training(tmp_pat
     assert "start on GPU" not in done.stdout and not list((tmp_path / "results").glob("*/state.json"))
 
 
-def test_a_relative_data_dir_is_read_from_the_folder_the_command_runs_in(tmp_path):
-    """papermill starts each kernel in notebooks/: a relative path must not be read from there."""
-    from PIL import Image
-
-    for label in range(2):
-        folder = tmp_path / "work" / "images" / "train" / f"class{label}"
-        folder.mkdir(parents=True)
-        for index in range(8):
-            Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")
-    config = "dataset: image_folder\ndata_dir: images\nfamily: paper\ndepth: 56\nmax_epochs: 1\n"
-    write_params(tmp_path, {"a-relative": config, "b-missing": config.replace("data_dir: images", "data_dir: nowhere")})
-    command = [
-        sys.executable,
-        "-m",
-        "resattn.suite.reproduce",
-        "--params",
-        str(tmp_path / "params"),
-        "--notebooks",
-        str(ROOT / "notebooks"),
-        "--profile",
-        "tiny",
-        "--gpus",
-        "cpu",
-        "--no-preflight",
-    ]
-    refused = subprocess.run(
-        [*command, "--results", str(tmp_path / "results")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path / "work",
-    )
+def test_a_relative_data_dir_that_does_not_exist_is_refused_naming_the_folder_the_command_runs_in(tmp_path):
+    """Before anything starts (the failing-config test trains from a relative data_dir that exists)."""
+    config = "dataset: image_folder\ndata_dir: nowhere\nfamily: paper\ndepth: 56\nmax_epochs: 1\n"
+    write_params(tmp_path, {"b-missing": config})
+    (tmp_path / "work").mkdir()
+    refused = reproduce(tmp_path, cwd=tmp_path / "work")
     assert refused.returncode == 2 and not (tmp_path / "results").exists()
     assert (
         f"b-missing.yaml: data_dir={tmp_path / 'work' / 'nowhere'} does not exist (a relative data_dir is read "
         f"from the folder the command runs in, {tmp_path / 'work'})" in refused.stderr
     )
-    (tmp_path / "params" / "b-missing.yaml").unlink()
-    done = subprocess.run(
-        [*command, "--results", str(tmp_path / "results")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path / "work",
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    record = read_json(tmp_path / "results" / "a-relative" / "config.json")
-    assert record["data"]["data_dir"] == str(tmp_path / "work" / "images") and record["data"]["train_size"] == 12
 
 
 def kernel_of(run_dir):
