@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from resattn.data.datasets import load_dataset
-from resattn.train.epoch_recorder import EpochRecorder
+from resattn.train.epoch_recorder import EpochRecorder, StepProgress
 from resattn.train.loop import epoch_order, fit_epochs, train
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.recipes import resolve_recipe
@@ -239,6 +239,27 @@ def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_initial_weight_pen
     # Weights blown up tenfold: a penalty of 4,000 now, yet the penalty it started with is what counts.
     assert status(4_000 + 2.3, kernel_after=10.0) == "diverged"
     assert status(1.0, kernel_after=0.1) == "running"  # decayed weights, a low loss
+
+
+def test_a_long_epoch_says_where_it_is_between_its_epoch_lines():
+    """Keras calls the progress callback on a thread of its own (it only logs); every line names
+    the step, the epoch's loss so far and the time left; the epoch's last step leaves it to the
+    epoch's own line."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.ones((20, 4), "float32"), keras.utils.to_categorical(np.arange(20) % 2, 2)
+    lines = []
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[StepProgress(2, lines.append, every=0.0)])
+    assert [line.split("  ")[:2] for line in lines] == [
+        [f"epoch {epoch}/2", f"step {step}/5"] for epoch in (1, 2) for step in (1, 2, 3, 4)
+    ]
+    assert all(
+        " loss " in f" {line} " and "accuracy" in line and line.endswith("min to the epoch's end") for line in lines
+    )
+    quiet = []
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[StepProgress(1, quiet.append)])
+    assert quiet == []  # an epoch shorter than a minute
 
 
 @pytest.mark.parametrize(

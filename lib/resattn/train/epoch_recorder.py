@@ -1,5 +1,5 @@
-"""The callback that records a run epoch by epoch: the history, the checkpoints, TensorBoard
-events, early stopping."""
+"""The callbacks that record a run: epoch by epoch the history, the checkpoints, TensorBoard
+events and early stopping; within a long epoch, a progress line now and then."""
 
 import csv
 import io
@@ -108,6 +108,34 @@ class EpochRecorder(keras.callbacks.Callback):
     def save_state(self):
         self.folder.write_json("state.json", self.state)
         write_history(self.folder.path / "history.csv", self.state["history"])
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Within an epoch, a line every `every` seconds: the step, the epoch's running loss and
+    accuracy, and the time to the epoch's end at the pace so far. An epoch shorter than `every`
+    prints none (a GPU's, the tests'); a CPU's, of many minutes, shows it is alive."""
+
+    async_safe = True  # it only logs: Keras calls it on a thread of its own, never holding up a step
+
+    def __init__(self, epochs, log, every=60.0):
+        super().__init__()
+        self.epochs, self.log, self.every = epochs, log, every
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started = epoch, time.perf_counter()
+        self.last = self.started
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, steps = time.perf_counter(), self.params.get("steps")
+        if now - self.last < self.every or not steps or batch + 1 >= steps:
+            return
+        self.last = now
+        done = now - self.started
+        figures = "  ".join(f"{key} {figure(float(logs[key]))}" for key in ("loss", "accuracy") if key in (logs or {}))
+        self.log(
+            f"epoch {self.epoch + 1:>{len(str(self.epochs))}}/{self.epochs}  step {batch + 1}/{steps}  {figures}  "
+            f"{done / 60:.1f} min, about {done * (steps - batch - 1) / (batch + 1) / 60:.1f} min to the epoch's end"
+        )
 
 
 def _progress_line(row, epochs):

@@ -10,7 +10,7 @@ import numpy as np
 from resattn.data.datasets import cache_dir
 from resattn.models.complexity import count_parameters
 from resattn.train.devices import check_device, keep_compiled_steps, run_ops_one_at_a_time
-from resattn.train.epoch_recorder import EpochRecorder
+from resattn.train.epoch_recorder import EpochRecorder, StepProgress
 from resattn.train.model import apply_weight_decay, new_training_model
 from resattn.train.run_config import RunConfig
 from resattn.train.run_folder import RunFolder, jsonable, plan_run, restore_checkpoint, save_model
@@ -114,7 +114,7 @@ def _run(config, folder, log, dataset):
             seed=config.seed,
             first_epoch=state["epoch"],
             validation=validation,
-            callbacks=[recorder],
+            callbacks=[recorder, StepProgress(epochs, log)],
         )
     if state["status"] == "running":
         state["status"] = "completed"
