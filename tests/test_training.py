@@ -242,9 +242,8 @@ def test_a_loss_far_above_chance_ends_the_run_as_diverged_the_initial_weight_pen
 
 
 def test_a_long_epoch_says_where_it_is_between_its_epoch_lines():
-    """Keras calls the progress callback on a thread of its own (it only logs); every line names
-    the step, the epoch's loss so far and the time left; the epoch's last step leaves it to the
-    epoch's own line."""
+    """Every line names the step, the epoch's loss so far and the time left; the epoch's last
+    step leaves it to the epoch's own line."""
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
     model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])

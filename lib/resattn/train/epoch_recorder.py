@@ -115,7 +115,9 @@ class StepProgress(keras.callbacks.Callback):
     accuracy, and the time to the epoch's end at the pace so far. An epoch shorter than `every`
     prints none (a GPU's, the tests'); a CPU's, of many minutes, shows it is alive."""
 
-    async_safe = True  # it only logs: Keras calls it on a thread of its own, never holding up a step
+    # It only logs: on JAX Keras then calls it on a thread of its own, not holding a step up (on
+    # TensorFlow Keras calls every step's callbacks in line, and reads the step's logs anyway).
+    async_safe = True
 
     def __init__(self, epochs, log, every=60.0):
         super().__init__()
