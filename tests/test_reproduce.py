@@ -147,27 +147,15 @@ def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped
         (["--data", "/no/such/folder"], "data=/no/such/folder: no such folder"),
     ],
 )
-def test_bad_settings_stop_before_anything_runs(tmp_path, argument, message):
+def test_bad_settings_stop_before_anything_runs(tmp_path, capsys, argument, message):
+    """In this process: the command line's own process is the other tests'."""
+    from resattn.suite.reproduce import main
+
     write_params(tmp_path, {"a-good": GOOD})
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resattn.suite.reproduce",
-            "--params",
-            str(tmp_path / "params"),
-            "--results",
-            str(tmp_path / "results"),
-            "--profile",
-            "tiny",
-            *argument,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 2 and f"error: {message}" in done.stderr
+    arguments = ["--params", str(tmp_path / "params"), "--results", str(tmp_path / "results")]
+    arguments += ["--notebooks", str(ROOT / "notebooks"), "--profile", "tiny"]
+    assert main([*arguments, *argument]) == 2
+    assert f"error: {message}" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 
