@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from ray.cluster_utils import Cluster
-from tiny_grid import write_params
+from tiny_grid import write_image_folder, write_params
 
 from resattn.train.run_folder import read_json
 
@@ -113,16 +113,9 @@ def grid_with_a_node_that_cannot_see(hidden_folder, commands):
 def test_a_node_that_cannot_see_the_results_folder_or_the_data_is_named_and_nothing_trains(tmp_path):
     """Two grids on one cluster: the first writes its results into the folder the second node
     cannot see, the second reads its data from there."""
-    from PIL import Image
-
     hidden = tmp_path / "hidden"
     images, hidden_results = hidden / "images", hidden / "results"
-    for label in range(2):
-        (images / "train" / f"class{label}").mkdir(parents=True)
-        for index in range(4):
-            Image.new("RGB", (16, 16), (label * 200, index * 40, 0)).save(
-                images / "train" / f"class{label}" / f"{index}.png"
-            )
+    write_image_folder(images, per_class=4)
     hidden_results.mkdir()
     write_params(tmp_path, {"a": LONG})
     write_params(tmp_path / "reads-hidden-data", {"a": f"dataset: image_folder\ndata_dir: {images}\n" + LONG})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_grid import write_params
+from tiny_grid import write_image_folder, write_params
 
 from resattn.train.run_folder import read_json
 
@@ -59,17 +59,6 @@ def reproduce(tmp_path, *extra, env=None, cwd=None, **popen):
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
 
 
-def image_folder(root):
-    """Two classes of eight 16x16 images: root/train/class0, root/train/class1."""
-    from PIL import Image
-
-    for label in range(2):
-        folder = root / "train" / f"class{label}"
-        folder.mkdir(parents=True)
-        for index in range(8):
-            Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")
-
-
 def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped_changed_ones_retrained(tmp_path):
     """Also: the first kernel to start fails to; its run is tried again, a Python error is not.
     The failed config, fixed, reads a relative data_dir from the folder the command runs in
@@ -112,7 +101,7 @@ def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped
 
     notebook_written = (results / "a-good" / "train.ipynb").stat().st_mtime_ns
     first_changed = read_json(results / "c-changed" / "metrics.json")
-    image_folder(tmp_path / "work" / "images")
+    write_image_folder(tmp_path / "work" / "images")
     (tmp_path / "params" / "b-broken.yaml").write_text(  # fixed: it runs, the error file goes
         "dataset: image_folder\ndata_dir: images\nfamily: paper\ndepth: 56\nmax_epochs: 2\n"
     )

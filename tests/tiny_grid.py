@@ -1,4 +1,5 @@
-"""A params folder for grid tests: configs that train in seconds under the `tiny` profile."""
+"""A params folder for grid tests, with configs that train in seconds under the `tiny` profile, and
+a small image folder for configs to read."""
 
 TINY = """\
 dataset: synthetic
@@ -19,3 +20,14 @@ def write_params(tmp_path, configs):
     for name, text in configs.items():
         (params / f"{name}.yaml").write_text(text)
     return params
+
+
+def write_image_folder(root, per_class=8):
+    """Two classes of `per_class` 16x16 images: root/train/class0, root/train/class1."""
+    from PIL import Image
+
+    for label in range(2):
+        folder = root / "train" / f"class{label}"
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            Image.new("RGB", (16, 16), (label * 200, index * 20, 0)).save(folder / f"{index}.png")

@@ -135,14 +135,19 @@ class StepProgress(keras.callbacks.Callback):
         done = now - self.started
         figures = "  ".join(f"{key} {figure(float(logs[key]))}" for key in ("loss", "accuracy") if key in (logs or {}))
         self.log(
-            f"epoch {self.epoch + 1:>{len(str(self.epochs))}}/{self.epochs}  step {batch + 1}/{steps}  {figures}  "
+            f"{_epoch_label(self.epoch + 1, self.epochs)}  step {batch + 1}/{steps}  {figures}  "
             f"{done / 60:.1f} min, about {done * (steps - batch - 1) / (batch + 1) / 60:.1f} min to the epoch's end"
         )
 
 
+def _epoch_label(epoch, epochs):
+    """`epoch  3/40`: how both kinds of progress line start (nbval's sanitize file matches it)."""
+    return f"epoch {epoch:>{len(str(epochs))}}/{epochs}"
+
+
 def _progress_line(row, epochs):
     figures = "  ".join(f"{key} {figure(row[key])}" for key in HISTORY_COLUMNS[1:5])
-    return f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  {figures}  lr {row['learning_rate']:.3g}  {row['seconds']:.1f} s"
+    return f"{_epoch_label(row['epoch'], epochs)}  {figures}  lr {row['learning_rate']:.3g}  {row['seconds']:.1f} s"
 
 
 def write_history(path, rows):
