@@ -14,9 +14,12 @@ image on the CPU (scipy, as ImageDataGenerator does), Keras `fit` on it, float32
 batch 64.
 
 Each figure is the median step time of about `--images` images (at least 4 steps), as images
-per second and seconds per 50,000-image epoch. Every pipeline of a network is first warmed up
-(a one-step `fit` that traces and compiles), then all are timed in 4 interleaved rounds of
-`fit`, so that a change in the load of this shared machine falls on all of them alike. `auto`
+per second and seconds per 50,000-image epoch. Every model (the baseline, and ours once per
+precision, XLA, steps-per-execution and kernels setting, fed at each batch size) is built and
+trained in a process of its own, since what one leaves in a process slowed the next 2-3x
+(BENCHMARKS.md, 2026-12-04). Every pipeline of a network is first warmed up (a one-step `fit`
+that traces and compiles), then all are timed in 4 interleaved rounds of `fit`, one process at
+a time, so that a change in the load of this shared machine falls on all of them alike. `auto`
 (precision, XLA) is the library's default on this machine, shown resolved. A training step
 costs about three forward passes (forward, and the gradients with respect to activations and to
 weights), so the floor for an epoch is 3 x multiply-adds per image x 50,000 over the measured
@@ -25,11 +28,14 @@ peak multiply-add rate of the precision used.
 
 import argparse
 import math
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
+import traceback
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -149,16 +155,81 @@ class Pipeline:
     def images_per_second(self):
         return self.batch_size * self.steps_per_call / statistics.median(self.seconds)
 
+    def described(self):
+        return Described(self.label, self.precision, self.xla, self.batch_size, count_multiply_adds(self.model))
 
-def measure(pipelines, images):
+
+@dataclass(frozen=True)
+class Described:
+    """What the parent process knows of a pipeline that lives in a worker."""
+
+    label: str
+    precision: str
+    xla: bool
+    batch_size: int
+    multiply_adds: int
+
+
+class Worker:
+    """The pipelines that `build(*args)` returns, built and trained in a process of their own,
+    each call answered in turn: the parent only sends requests and waits."""
+
+    def __init__(self, build, *args):
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of another model
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, build, args), daemon=True)
+        self.process.start()
+        child.close()
+        self.what = f"{build.__name__}{args[:2]}"
+        self.pipelines = self._answer()
+
+    def call(self, index, method, *args):
+        self.connection.send((index, method, args))
+        return self._answer()
+
+    def stop(self):
+        self.connection.send(None)
+        self.process.join(timeout=60)
+
+    def _answer(self):
+        try:
+            answer = self.connection.recv()
+        except EOFError:
+            self.process.join(timeout=10)
+            raise RuntimeError(f"the worker of {self.what} died (exit code {self.process.exitcode})") from None
+        if isinstance(answer, Failure):
+            raise RuntimeError(f"the worker of {self.what} failed:\n{answer.traceback}")
+        return answer
+
+
+@dataclass(frozen=True)
+class Failure:
+    traceback: str
+
+
+def _serve(connection, build, args):
+    """A worker's loop: build the pipelines, describe them, then run each request on one of them."""
+    try:
+        run_ops_one_at_a_time()  # as a run trains
+        pipelines = build(*args)
+        connection.send([pipeline.described() for pipeline in pipelines])
+        while (request := connection.recv()) is not None:
+            index, method, method_args = request
+            connection.send(getattr(pipelines[index], method)(*method_args))
+    except Exception:
+        connection.send(Failure(traceback.format_exc()))
+
+
+def measure(workers, images):
     """Warms every pipeline up, then times them in interleaved rounds, so that a change in the
     machine's load (it is shared) falls on all of them alike; each gets about `images` images."""
-    for pipeline in pipelines:
-        pipeline.warm_up()
+    pipelines = [(worker, index, described) for worker in workers for index, described in enumerate(worker.pipelines)]
+    for worker, index, _ in pipelines:
+        worker.call(index, "warm_up")
     for _ in range(ROUNDS):
-        for pipeline in pipelines:
-            pipeline.time_steps(max(1, images // pipeline.batch_size // ROUNDS))
-    return [pipeline.images_per_second() for pipeline in pipelines]
+        for worker, index, described in pipelines:
+            worker.call(index, "time_steps", max(1, images // described.batch_size // ROUNDS))
+    return [worker.call(index, "images_per_second") for worker, index, _ in pipelines]
 
 
 def random_data(count, seed=0):
@@ -230,9 +301,8 @@ def baseline(name, images, batch_size=64):
         optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
     network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     build_training_state(network, scaled)  # a shorter warm-up only (one trace, not two); not timed
-    return Pipeline(
-        "seed-style baseline", "float32", False, batch_size, network, lambda steps, warm_up=False: (Augmented(steps),)
-    )
+    feed = lambda steps, warm_up=False: (Augmented(steps),)  # noqa: E731
+    return [Pipeline("seed-style baseline", "float32", False, batch_size, network, feed)]
 
 
 HEADER = (
@@ -243,7 +313,10 @@ HEADER = (
 
 def main(argv=None):
     args = parse(argv)
-    run_ops_one_at_a_time()  # as a run trains, for every pipeline of this process
+    # Several processes share a GPU here: none may take most of its memory at its first op.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    run_ops_one_at_a_time()  # as a run trains, for the peak measured in this process
     started = time.perf_counter()
     precisions = {resolve_recipe("seed_adam", precision=p).compute_precision() for p in ("float32", *args.precision)}
     # 2048 fills a CPU; a GPU finishes it faster than one dispatch, and reaches its peak at 8192.
@@ -263,15 +336,20 @@ def main(argv=None):
     print(HEADER)
     best_rows = []
     for name in args.networks:
-        pipelines = [baseline(name, args.images)] if args.baseline else []
+        workers = [Worker(baseline, name, args.images)] if args.baseline else []
         for precision in args.precision:
             for xla in args.xla:
                 for calls in args.steps_per_execution:
                     for kernels in args.kernels:
-                        pipelines += ours(name, precision, xla, args.batch_sizes, args.images, calls, kernels)
-        rates = measure(pipelines, args.images)
+                        workers.append(
+                            Worker(ours, name, precision, xla, args.batch_sizes, args.images, calls, kernels)
+                        )
+        rates = measure(workers, args.images)
+        for worker in workers:
+            worker.stop()
+        pipelines = [described for worker in workers for described in worker.pipelines]
         base = rates[0] if args.baseline else None
-        macs = count_multiply_adds(pipelines[0].model)
+        macs = pipelines[0].multiply_adds
         rows = [(rate, p.label, p.precision, p.xla, p.batch_size) for rate, p in zip(rates, pipelines)]
         for rate, label, precision, xla, batch_size in rows:
             print(_row(name, label, precision, xla, batch_size, rate, base, macs, peaks[precision]), flush=True)
