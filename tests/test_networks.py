@@ -1,10 +1,13 @@
 """The families against docs/sources.md: parameter counts, multiply-adds, depths, wiring and bad input."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from resattn import FAMILIES, build_model, count_multiply_adds, count_parameters
+from resattn.suite import model_table
 from resattn.suite.reported import PAPER_SIZES, SEED_NON_TRAINABLE, SEED_RESULTS
 
 SEED_56 = [
@@ -157,3 +160,13 @@ def test_bad_values_name_themselves_and_the_valid_choices(options, pattern):
     options = {"family": "seed", "depth": 56, **options}
     with pytest.raises(ValueError, match=pattern):
         build_model(**options)
+
+
+def test_the_architecture_docs_table_is_what_make_table_prints(built):
+    """In this file, whose tests build the same networks through the same session cache."""
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    lines = list(model_table.HEADER) + [
+        model_table.markdown_line(model_table.table_row(options, seed_configs, build=built))
+        for options, seed_configs in model_table.ROWS
+    ]
+    assert "\n".join(lines) in readme, "docs/architecture.md's table is stale: paste the output of `make table`"

@@ -1,4 +1,5 @@
-"""The project's own files agree with each other: dependencies, README table, README commands."""
+"""The project's own files agree with each other: dependencies, README commands, the layout.
+(The architecture table of docs/ is checked in test_networks.py, beside the networks it builds.)"""
 
 import re
 import subprocess
@@ -7,8 +8,6 @@ import tomllib
 from pathlib import Path
 
 import yaml
-
-from resattn.suite import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,15 +21,6 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     )
     conda_pins = {line for line in pip_section if not line.startswith("-e")}
     assert conda_pins == set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
-
-
-def test_the_architecture_docs_table_is_what_make_table_prints(built):
-    readme = (ROOT / "docs" / "architecture.md").read_text()
-    lines = list(model_table.HEADER) + [
-        model_table.markdown_line(model_table.table_row(options, seed_configs, build=built))
-        for options, seed_configs in model_table.ROWS
-    ]
-    assert "\n".join(lines) in readme, "docs/architecture.md's table is stale: paste the output of `make table`"
 
 
 def test_readme_commands_are_make_targets():
