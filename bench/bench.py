@@ -301,7 +301,10 @@ def baseline(name, images, batch_size=64):
         optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum, nesterov=recipe.nesterov)
     network.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     build_training_state(network, scaled)  # a shorter warm-up only (one trace, not two); not timed
-    feed = lambda steps, warm_up=False: (Augmented(steps),)  # noqa: E731
+
+    def feed(steps, warm_up=False):
+        return (Augmented(steps),)
+
     return [Pipeline("seed-style baseline", "float32", False, batch_size, network, feed)]
 
 
