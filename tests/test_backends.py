@@ -4,10 +4,10 @@ chain several modules (on JAX, those the compiled steps do not train). Then the 
 (bfloat16 and XLA: recipes' "auto" on compute capability >= 8), through the preflight's step
 (preprocessing, network, the recipe's optimizer), for the smallest set of networks that holds
 every layer combination params/ uses: each mask activation, mechanism, mask structure, wiring,
-upsampling, preprocessing and optimizer of its 19 distinct networks. One of them is compiled by
-the training engine's own run instead (test_training_engine_runs_on_every_backend). Depth only repeats the same
-modules (Attention-92 to -452 are Attention-56's layers more times), and ResNet-164's units are
-the paper networks' units, so compiling those too would add minutes and no layer."""
+upsampling, preprocessing and optimizer of its 19 distinct networks; the training engine's own
+run compiles one of them (test_training_engine_runs_on_every_backend). Depth only repeats the
+same modules (Attention-92 to -452 are Attention-56's layers more times), and ResNet-164's units
+are the paper networks' units, so compiling those too would add minutes and no layer."""
 
 import json
 import os
@@ -133,9 +133,10 @@ def train_one_epoch(backend, run_dir, cache):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_training_engine_runs_on_every_backend(tmp_path, backend):
     """The paper recipe (SGD, schedule, weight decay, pad-crop augmentation) under bfloat16 and
-    XLA, a GPU's default, on one of the compiled steps' networks (ENGINE_SPEC). On JAX, the GPU's backend, the first run leaves its compiled steps in the cache (an H200 spent
-    minutes compiling a run's first epoch), and a second run of the config, as a resumed run or
-    a rerun would, trains the same from them."""
+    XLA, a GPU's default, on one of the compiled steps' networks (ENGINE_SPEC). On JAX, the
+    GPU's backend, the first run leaves its compiled steps in the cache (an H200 spent minutes
+    compiling a run's first epoch), and a second run of the config, as a resumed run or a rerun
+    would, trains the same from them."""
     runs = [tmp_path / "first", tmp_path / "second"][: 2 if backend == "jax" else 1]
     for run_dir in runs:
         returncode, output = train_one_epoch(backend, run_dir, tmp_path / "cache")
