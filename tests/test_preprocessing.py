@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from resattn.data.preprocessing import (
+    CUTOUT,
     SEED_MEAN,
     SEED_SHIFT,
     SEED_STD,
+    Cutout,
     RandomShift,
     preprocessing_layers,
     training_model,
@@ -81,7 +83,9 @@ def test_training_model_takes_uint8_images_and_wraps_the_network():
 
 
 def test_unknown_preprocessing_is_refused():
-    with pytest.raises(ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper', 'crop_flip'\)"):
+    with pytest.raises(
+        ValueError, match=r"preprocessing='imagenet' .*\('seed', 'paper', 'crop_flip', 'crop_flip_cutout'\)"
+    ):
         preprocessing_layers("imagenet", images(), seed=0)
 
 
@@ -107,7 +111,42 @@ def test_the_pad_crop_draws_every_whole_offset_from_minus_4_to_4_equally_often()
         assert len(offsets) == 4000 and counts.min() > 0.8 * 4000 / 9 and counts.max() < 1.2 * 4000 / 9
 
 
-@pytest.mark.parametrize("kind", ["seed", "paper"])
+def covered_span(mask):
+    """The first and one-past-last index where a 1-D 0/1 mask is 1, checking it is one run."""
+    where = np.flatnonzero(mask)
+    assert len(where) and np.array_equal(where, np.arange(where[0], where[-1] + 1)), mask
+    return where[0], where[-1] + 1
+
+
+def test_cutout_blanks_one_square_centred_anywhere_in_training_only():
+    side, count = 32, 4000
+    x = np.ones((count, side, side, 2), dtype="float32")
+    cutout = Cutout(CUTOUT, seed=0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(cutout(x, training=False)), x)
+    blank = keras.ops.convert_to_numpy(cutout(x, training=True)) == 0
+    assert np.array_equal(blank[..., 0], blank[..., 1])  # every channel of a pixel
+    centres = []
+    for image in blank[..., 0]:
+        rows, columns = image.any(axis=1), image.any(axis=0)
+        assert np.array_equal(image, np.outer(rows, columns))  # a rectangle ...
+        for start, stop in (covered_span(rows), covered_span(columns)):
+            # ... CUTOUT wide, or cut short by the edge it reaches
+            assert stop - start == CUTOUT or (stop - start < CUTOUT and (start == 0 or stop == side))
+            centres.append(start + CUTOUT // 2 if start > 0 else stop - CUTOUT // 2)
+    counts = np.bincount(centres, minlength=side)
+    assert len(counts) == side and counts.min() > 0.8 * 2 * count / side and counts.max() < 1.2 * 2 * count / side
+
+
+def test_crop_flip_cutout_is_crop_flip_then_cutout():
+    x = images(n=4)
+    layers = preprocessing_layers("crop_flip_cutout", x, seed=3)
+    assert [layer.name for layer in layers] == [
+        layer.name for layer in preprocessing_layers("crop_flip", x, seed=3)
+    ] + ["random_cutout"]
+    np.testing.assert_allclose(apply(layers, x, training=False), apply(layers[:1], x, training=False))
+
+
+@pytest.mark.parametrize("kind", ["seed", "paper", "crop_flip_cutout"])
 def test_the_training_model_compiles_with_xla(kind):
     x = images(n=8)
     inputs = keras.Input((16, 16, 3))

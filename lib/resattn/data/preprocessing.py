@@ -9,13 +9,17 @@ from keras import layers, ops
 SEED_MEAN = (125.3, 123.0, 113.9)
 SEED_STD = (63.0, 62.1, 66.7)
 SEED_SHIFT = 0.15
-PREPROCESSINGS = ("seed", "paper", "crop_flip")
+# Side of cutout's square: airbench's for its 40-odd-epoch CIFAR-10 runs (DeVries & Taylor used 16
+# for 200 epochs); whether it pays in the fast recipe is measured, not assumed (BENCHMARKS.md).
+CUTOUT = 12
+PREPROCESSINGS = ("seed", "paper", "crop_flip", "crop_flip_cutout")
 
 
 def preprocessing_layers(kind, x_train, seed, augment=True):
     """The layers between a uint8 image and the network: `seed` (the seed's scaling, flip and
     15% shift), `paper` (per-pixel mean, pad-4 crop, flip) or `crop_flip` (the seed's scaling, the
-    paper's pad-4 crop and flip: the fast recipe's); `augment=False` leaves out the flip and shift."""
+    paper's pad-4 crop and flip: the fast recipe's) or `crop_flip_cutout` (the same, then a
+    CUTOUT-pixel square blanked); `augment=False` leaves out every augmentation."""
     if kind not in PREPROCESSINGS:
         raise ValueError(f"preprocessing={kind!r} is not valid; choose one of {PREPROCESSINGS}")
     seed_scaling = [
@@ -37,6 +41,8 @@ def preprocessing_layers(kind, x_train, seed, augment=True):
         ]
     elif kind == "crop_flip":
         scaling, augmentation = seed_scaling, pad_crop_flip
+    elif kind == "crop_flip_cutout":
+        scaling, augmentation = seed_scaling, [*pad_crop_flip, Cutout(CUTOUT, seed=seed + 2, name="random_cutout")]
     else:
         mean_image = x_train.astype(np.float64).mean(axis=0)
         scaling = [
@@ -137,6 +143,37 @@ class RandomHorizontalFlip(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="resattn")
+class Cutout(layers.Layer):
+    """Blanks a size x size square of each image, centred on a pixel drawn uniformly, in training
+    only (DeVries & Taylor 2017): a square near an edge is cut by it, so less is blanked there.
+    Blank is 0, the mean pixel after standardization."""
+
+    def __init__(self, size, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.size, self.seed = size, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+        rows = self._covered(batch, height)
+        columns = self._covered(batch, width)
+        keep = 1.0 - rows[:, :, None, None] * columns[:, None, :, None]
+        return images * ops.cast(keep, images.dtype)
+
+    def _covered(self, batch, side):
+        """(batch, side): 1 where the square covers that row (or column), 0 elsewhere."""
+        start = keras.random.randint((batch, 1), 0, side, seed=self.seed_generator) - self.size // 2
+        positions = ops.arange(side, dtype="int32")[None, :]
+        return ops.cast((positions >= start) & (positions < start + self.size), "float32")
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
 
 
 def training_model(network, kind, x_train, seed, augment=True):
