@@ -1,11 +1,13 @@
 """Runs of one config under different recipes, side by side: validation accuracy against the
 epoch and against the hours spent, as a markdown table and a figure (what a recipe buys).
 
-    python bench/recipe_curves.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] [--epochs N] [--out FIGURE.png]
+    python bench/recipe_curves.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] [--epochs N] [--no-hours] [--out FIGURE.png]
 
 Each RUN_DIR is a run folder with a history.csv (a finished or an interrupted run). The table
 has a column per run and a row per epoch, up to `--epochs` (default: the shortest run's);
 hours are the sum of the epochs' own seconds, so a pause between sessions does not count.
+--no-hours leaves them out: runs timed on different processors, or beside other work, would
+compare the machines rather than the recipes.
 """
 
 import argparse
@@ -19,6 +21,7 @@ def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--no-hours", action="store_true", help="plot against the epoch only")
     parser.add_argument("--out", type=Path, default=Path("results/recipe_curves.png"))
     args = parser.parse_args(argv)
     runs = {}
@@ -66,14 +69,18 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for axis, x in zip(axes, ("epoch", "hours")):
+    panels = ("epoch",) if args.no_hours else ("epoch", "hours")
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), sharey=True, squeeze=False)
+    for axis, x in zip(axes[0], panels):
         sns.lineplot(data=curves, x=x, y="val_accuracy", hue="run", marker="o", markersize=4, ax=axis)
         axis.set_ylabel("validation accuracy")
         axis.grid(alpha=0.3)
-    axes[1].set_xlabel("hours of training here")
-    axes[1].get_legend().remove()
+    axes[0][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not args.no_hours:
+        axes[0][1].set_xlabel("hours of training here")
+        axes[0][1].get_legend().remove()
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=120, bbox_inches="tight")
