@@ -9,8 +9,9 @@ from keras import layers, ops
 SEED_MEAN = (125.3, 123.0, 113.9)
 SEED_STD = (63.0, 62.1, 66.7)
 SEED_SHIFT = 0.15
-# Side of cutout's square: airbench's for its 40-odd-epoch CIFAR-10 runs (DeVries & Taylor used 16
-# for 200 epochs); whether it pays in the fast recipe is measured, not assumed (BENCHMARKS.md).
+# Cutout is neither the seed's nor the paper's: an option no recipe uses until a run shows it pays
+# (BENCHMARKS.md). Its square's side: airbench's for its 40-odd-epoch CIFAR-10 runs (DeVries &
+# Taylor used 16 for 200 epochs).
 CUTOUT = 12
 PREPROCESSINGS = ("seed", "paper", "crop_flip", "crop_flip_cutout")
 
