@@ -30,16 +30,24 @@ def built():
     return get
 
 
-# The files that take longest (minutes each, from `pytest --durations`) go first: with
-# `--dist loadfile --no-loadscope-reorder` a worker takes whole files in collection order (xdist's
-# default order, most tests first, put these few-test files last and left one worker idle for
-# minutes at the end of the suite).
+# Files in the order of their time (`pytest --durations` summed per file, three workers: 8 to 14
+# minutes each for the first five): with `--dist loadfile --no-loadscope-reorder` a worker takes whole files in
+# this order, so the longest start first and the short ones fill in at the end (alphabetical order
+# left a 4-minute file running alone for the suite's last minutes). xdist hands a worker its next
+# file once two tests of its current one are left, and that file waits behind them: so each long
+# file ends with quick tests.
 LONGEST_FIRST = (
-    "test_reproduce.py",
     "test_training.py",
+    "test_reproduce.py",
     "test_backends.py",
     "test_grid.py",
     "test_learns_like_keras.py",
+    "test_run_folder.py",
+    "test_networks.py",
+    "test_data.py",
+    "test_pretrained.py",
+    "test_notebooks.py",
+    "test_batch_norm.py",
 )
 
 

@@ -79,33 +79,6 @@ def both_modes(backend):
     return {"eager": run_steps(backend, "--eager", *EAGER_ON[backend]), "compiled": compiled_steps(backend)}
 
 
-@pytest.fixture(scope="module")
-def steps():
-    """Both backends' runs, side by side so that they share the machine's cores."""
-    with ThreadPoolExecutor(len(BACKENDS)) as pool:
-        return dict(zip(BACKENDS, pool.map(both_modes, BACKENDS)))
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_one_training_step_on_every_family(steps, backend):
-    returncode, stderr, results = steps[backend]["eager"]
-    assert returncode == 0, f"{backend} eager: {results}\n{stderr}"
-    assert {result["network"] for result in results} == set(EAGER_ON[backend])
-    for result in results:
-        assert result["backend"] == backend and result["eager"]
-        assert result["unchanged"] == [], result
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_compiled_bfloat16_step_of_every_layer_combination(steps, backend):
-    returncode, stderr, results = steps[backend]["compiled"]
-    assert returncode == 0, f"{backend}: {[result.get('error') for result in results]}\n{stderr}"
-    assert len(results) == len(COMPILED) - 1  # and the engine's run below
-    for result in results:
-        assert result["precision"] == "bfloat16" and result["xla"] is True, result
-    print(f"{backend}: " + ", ".join(f"{result['network']} {result['seconds']} s" for result in results))
-
-
 def train_one_epoch(backend, run_dir, cache):
     config = [
         "dataset=synthetic",
@@ -150,3 +123,30 @@ def test_training_engine_runs_on_every_backend(tmp_path, backend):
         assert list((tmp_path / "cache" / "jax").iterdir()), "nothing compiled was kept"
         losses = [pd.read_csv(run_dir / "history.csv")[["loss", "val_loss"]].values.tolist() for run_dir in runs]
         assert losses[0] == losses[1]
+
+
+@pytest.fixture(scope="module")
+def steps():
+    """Both backends' runs, side by side so that they share the machine's cores."""
+    with ThreadPoolExecutor(len(BACKENDS)) as pool:
+        return dict(zip(BACKENDS, pool.map(both_modes, BACKENDS)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_training_step_on_every_family(steps, backend):
+    returncode, stderr, results = steps[backend]["eager"]
+    assert returncode == 0, f"{backend} eager: {results}\n{stderr}"
+    assert {result["network"] for result in results} == set(EAGER_ON[backend])
+    for result in results:
+        assert result["backend"] == backend and result["eager"]
+        assert result["unchanged"] == [], result
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_compiled_bfloat16_step_of_every_layer_combination(steps, backend):
+    returncode, stderr, results = steps[backend]["compiled"]
+    assert returncode == 0, f"{backend}: {[result.get('error') for result in results]}\n{stderr}"
+    assert len(results) == len(COMPILED) - 1  # and the engine's run below
+    for result in results:
+        assert result["precision"] == "bfloat16" and result["xla"] is True, result
+    print(f"{backend}: " + ", ".join(f"{result['network']} {result['seconds']} s" for result in results))

@@ -42,27 +42,8 @@ def reproduce_command(tmp_path, *extra):
     ]
 
 
-def test_an_unreachable_cluster_is_refused_with_one_line_and_nothing_written(tmp_path):
-    write_params(tmp_path, {"a": LONG})
-    done = subprocess.run(
-        reproduce_command(tmp_path, "--ray-address", "127.0.0.1:9"), capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [errors[0]] and "RAY_ADDRESS=127.0.0.1:9: no Ray cluster answers there" in errors[0]
-    assert "ray start --head" in errors[0]
-    assert not (tmp_path / "results").exists()
-
-
 def unshare_works():
     return shutil.which("unshare") and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
-
-
-def test_a_ray_client_address_is_refused_with_one_line():
-    from resattn.suite import grid
-
-    with pytest.raises(grid.Unreachable, match=r"RAY_ADDRESS='ray://10.0.0.1:10001' is a Ray Client address"):
-        grid.check_address("ray://10.0.0.1:10001")
 
 
 def grid_with_a_node_that_cannot_see(hidden_folder, commands):
@@ -209,25 +190,6 @@ def test_runs_land_on_both_nodes_and_a_run_whose_node_dies_finishes_on_the_other
     assert any(node.endswith(worker_id) for node in started) and len(started) == 2  # runs landed on both nodes
 
 
-def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_listed():
-    from resattn.train.devices import devices_in_listing, find_gpus
-
-    assert find_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]  # a scheduler's allocation, kept
-    assert find_gpus({"CUDA_VISIBLE_DEVICES": "MIG-5d5ba0d6"}) == ["MIG-5d5ba0d6"]
-    assert find_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [] and find_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
-    listing = (  # nvidia-smi -L on a machine whose first GPU is split in two MIG devices
-        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-838f60d9-651f-9166-ea42-f9da674a6947)\n"
-        "  MIG 3g.20gb     Device  0: (UUID: MIG-ffda444c-c706-57c6-98c9-67c441a0b109)\n"
-        "  MIG 3g.20gb     Device  1: (UUID: MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9)\n"
-        "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-c92e2d5d-4a69-f1cd-4df0-305f8606705a)\n"
-    )
-    assert devices_in_listing(listing) == [
-        "MIG-ffda444c-c706-57c6-98c9-67c441a0b109",
-        "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9",
-        "1",
-    ]
-
-
 def test_embedded_ray_gives_each_concurrent_task_its_own_device_at_the_drivers_priority():
     """Two GPU tasks at once on an embedded Ray given two MIG devices: each sees one, never the
     same (Ray hands the devices out; this machine has no GPU, so only the assignment is checked);
@@ -295,3 +257,41 @@ grid.stop()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "['e', 'b', 'a', 'd', 'c']"
+
+
+def test_auto_devices_are_those_a_scheduler_gave_else_every_gpu_or_mig_device_listed():
+    from resattn.train.devices import devices_in_listing, find_gpus
+
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]  # a scheduler's allocation, kept
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": "MIG-5d5ba0d6"}) == ["MIG-5d5ba0d6"]
+    assert find_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [] and find_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    listing = (  # nvidia-smi -L on a machine whose first GPU is split in two MIG devices
+        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-838f60d9-651f-9166-ea42-f9da674a6947)\n"
+        "  MIG 3g.20gb     Device  0: (UUID: MIG-ffda444c-c706-57c6-98c9-67c441a0b109)\n"
+        "  MIG 3g.20gb     Device  1: (UUID: MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9)\n"
+        "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-c92e2d5d-4a69-f1cd-4df0-305f8606705a)\n"
+    )
+    assert devices_in_listing(listing) == [
+        "MIG-ffda444c-c706-57c6-98c9-67c441a0b109",
+        "MIG-fe9bc608-60f5-5479-8cc4-1827021d27a9",
+        "1",
+    ]
+
+
+def test_an_unreachable_cluster_is_refused_with_one_line_and_nothing_written(tmp_path):
+    write_params(tmp_path, {"a": LONG})
+    done = subprocess.run(
+        reproduce_command(tmp_path, "--ray-address", "127.0.0.1:9"), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [errors[0]] and "RAY_ADDRESS=127.0.0.1:9: no Ray cluster answers there" in errors[0]
+    assert "ray start --head" in errors[0]
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_ray_client_address_is_refused_with_one_line():
+    from resattn.suite import grid
+
+    with pytest.raises(grid.Unreachable, match=r"RAY_ADDRESS='ray://10.0.0.1:10001' is a Ray Client address"):
+        grid.check_address("ray://10.0.0.1:10001")

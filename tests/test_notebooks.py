@@ -20,7 +20,7 @@ def test_the_committed_notebooks_reproduce_their_outputs(tmp_path):
     summary = tree / "reference" / "cpu" / "summary.md"
     summary.unlink()
     # Every path inside the tree: pytest finds its configuration file above the paths it is given,
-    # and this project's (two workers) would spread one notebook's cells over two kernels.
+    # and this project's (several workers) would spread one notebook's cells over two kernels.
     shutil.copy(ROOT / "tests" / "nbval_sanitize.cfg", tree)
     shutil.copy(ROOT / "tests" / "nbval_tolerance.py", tree)
     done = subprocess.run(

@@ -127,6 +127,44 @@ def test_a_failing_config_is_recorded_the_others_go_on_finished_ones_are_skipped
     assert read_json(results / "c-changed" / "metrics.json")["status"] == "completed"
 
 
+def test_a_killed_kernel_is_retried_and_a_killed_grid_resumes_each_from_the_runs_last_epoch(tmp_path):
+    """First SIGKILL to the kernel alone, the grid left running, as the host's out-of-memory killer
+    would: the grid starts it again. Then SIGKILL to the whole grid: a second reproduce resumes."""
+    write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 8")})
+    run_dir = tmp_path / "results" / "long"
+
+    def epoch():
+        return (read_json(run_dir / "state.json") or {}).get("epoch", 0)
+
+    def wait_for_epoch(least):
+        deadline = time.monotonic() + 600
+        while epoch() < least:
+            assert driver.poll() is None, driver.stdout.read()
+            assert time.monotonic() < deadline, f"epoch {least} not saved in time"
+            time.sleep(0.1)
+
+    driver = reproduce(tmp_path, start_new_session=True)
+    wait_for_epoch(1)
+    kernel = kernel_of(run_dir)
+    assert kernel is not None
+    os.kill(kernel, signal.SIGKILL)
+    wait_for_epoch(epoch() + 1)  # a new kernel trains on
+    os.killpg(driver.pid, signal.SIGKILL)
+    output = driver.communicate()[0]
+    time.sleep(3)  # the kernel, in a session of its own, notices its parent has gone and exits
+    assert "[long] the kernel died; trying again, from the run's last epoch" in output
+    assert "[long] resuming from epoch " in output
+    killed_at = epoch()
+    assert 2 <= killed_at < 8, "the run finished before the grid was killed"
+
+    again = reproduce(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"[long] resuming from epoch {killed_at}" in again.stdout
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, 9))
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"
+    assert not (run_dir / "notebook-error.txt").exists()
+
+
 @pytest.mark.parametrize(
     "argument, message",
     [
@@ -349,41 +387,3 @@ def kernel_of(run_dir):
         if b"ipykernel_launcher" in command and f"RESATTN_RUN_LOCK={run_dir.resolve()} ".encode() in environment:
             return int(entry.name)
     return None
-
-
-def test_a_killed_kernel_is_retried_and_a_killed_grid_resumes_each_from_the_runs_last_epoch(tmp_path):
-    """First SIGKILL to the kernel alone, the grid left running, as the host's out-of-memory killer
-    would: the grid starts it again. Then SIGKILL to the whole grid: a second reproduce resumes."""
-    write_params(tmp_path, {"long": GOOD.replace("max_epochs: 2", "max_epochs: 8")})
-    run_dir = tmp_path / "results" / "long"
-
-    def epoch():
-        return (read_json(run_dir / "state.json") or {}).get("epoch", 0)
-
-    def wait_for_epoch(least):
-        deadline = time.monotonic() + 600
-        while epoch() < least:
-            assert driver.poll() is None, driver.stdout.read()
-            assert time.monotonic() < deadline, f"epoch {least} not saved in time"
-            time.sleep(0.1)
-
-    driver = reproduce(tmp_path, start_new_session=True)
-    wait_for_epoch(1)
-    kernel = kernel_of(run_dir)
-    assert kernel is not None
-    os.kill(kernel, signal.SIGKILL)
-    wait_for_epoch(epoch() + 1)  # a new kernel trains on
-    os.killpg(driver.pid, signal.SIGKILL)
-    output = driver.communicate()[0]
-    time.sleep(3)  # the kernel, in a session of its own, notices its parent has gone and exits
-    assert "[long] the kernel died; trying again, from the run's last epoch" in output
-    assert "[long] resuming from epoch " in output
-    killed_at = epoch()
-    assert 2 <= killed_at < 8, "the run finished before the grid was killed"
-
-    again = reproduce(tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"[long] resuming from epoch {killed_at}" in again.stdout
-    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, 9))
-    assert read_json(run_dir / "metrics.json")["status"] == "completed"
-    assert not (run_dir / "notebook-error.txt").exists()

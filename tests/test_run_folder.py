@@ -54,6 +54,38 @@ def image_folder(root, per_class=6, classes=3):
     return root
 
 
+def test_a_resumed_run_keeps_its_precision_and_kernels_records_every_start_and_clears_dead_writers_files(tmp_path):
+    """Precision and kernels are how a run computes: it resumes with those it started with,
+    whatever this machine's `auto` or the recipe's default kernels say now; neither is part of
+    its identity (a state written before the kernels left the identity holds them there)."""
+    run = tmp_path / "run"
+    assert "recipe.kernels" not in RunConfig.from_mapping(TINY).identity()
+    with pytest.raises(Crash):
+        train({**TINY, "precision": "auto", "kernels": "keras"}, run, log=crash_in_epoch(2))
+    state = json.loads((run / "state.json").read_text())
+    assert state["execution"]["kernels"] == "keras"
+    first = state["execution"]["precision"]
+    other = "bfloat16" if first == "float32" else "float32"  # as if it started on another kind of machine
+    state["execution"]["precision"] = other
+    del state["execution"]["kernels"]
+    state["identity"]["recipe.kernels"] = "keras"
+    (run / "state.json").write_text(json.dumps(state))
+    (run / ".history.csv.gone-host-99.partial").write_text("half")
+    lines = []
+    metrics = train({**TINY, "precision": "auto"}, run, log=lines.append)  # the default kernels: fused
+    assert any(
+        line.startswith("resuming from epoch 1 (checkpoint-0001.npz): Adam at")
+        and line.endswith(f"{other}, keras kernels")
+        for line in lines
+    ), lines
+    assert metrics["status"] == "completed" and not (run / "replaced").exists()
+    record = json.loads((run / "config.json").read_text())
+    assert [start["first_epoch"] for start in record["starts"]] == [0, 1]
+    assert record["starts"][1]["execution"]["precision"] == other
+    assert [start["execution"]["kernels"] for start in record["starts"]] == ["keras", "keras"]
+    assert not list(run.glob(".*.partial"))
+
+
 def test_moved_data_resumes_the_run_and_keeps_its_checkpoint(tmp_path):
     data = image_folder(tmp_path / "images")
     config = {**TINY, "dataset": "image_folder", "data_dir": str(data), "batch_size": 6}
@@ -67,23 +99,6 @@ def test_moved_data_resumes_the_run_and_keeps_its_checkpoint(tmp_path):
     assert any(line.startswith("resuming from epoch 1") for line in lines), lines
     assert metrics["status"] == "completed" and not (run / "replaced").exists()
     assert json.loads((run / "state.json").read_text())["config"]["data_dir"] == str(moved)
-
-
-def test_the_datas_location_is_not_part_of_a_runs_identity_but_its_content_is(tmp_path):
-    cifar = {**TINY, "dataset": "cifar10", "image_size": 32}
-    assert (
-        RunConfig.from_mapping(cifar).identity()
-        == RunConfig.from_mapping({**cifar, "data_dir": "/any/copy"}).identity()
-    )
-    first = image_folder(tmp_path / "a")
-    second = image_folder(tmp_path / "b", per_class=7)
-    identities = [
-        RunConfig.from_mapping({**TINY, "dataset": "image_folder", "data_dir": str(folder)}).identity()
-        for folder in (first, second)
-    ]
-    assert identities[0]["data.content"] != identities[1]["data.content"]
-    # Defaults filled in: naming a default is the same run.
-    assert RunConfig.from_mapping(TINY).identity() == RunConfig.from_mapping({**TINY, "label_noise": 0.0}).identity()
 
 
 def test_a_changed_config_moves_the_finished_run_aside_and_trains_again(tmp_path):
@@ -187,33 +202,18 @@ def test_a_checkpoint_and_the_state_naming_it_reach_the_disk_before_the_older_ch
     assert ("fsync", str(run)) in before[last_state:]
 
 
-def test_a_resumed_run_keeps_its_precision_and_kernels_records_every_start_and_clears_dead_writers_files(tmp_path):
-    """Precision and kernels are how a run computes: it resumes with those it started with,
-    whatever this machine's `auto` or the recipe's default kernels say now; neither is part of
-    its identity (a state written before the kernels left the identity holds them there)."""
-    run = tmp_path / "run"
-    assert "recipe.kernels" not in RunConfig.from_mapping(TINY).identity()
-    with pytest.raises(Crash):
-        train({**TINY, "precision": "auto", "kernels": "keras"}, run, log=crash_in_epoch(2))
-    state = json.loads((run / "state.json").read_text())
-    assert state["execution"]["kernels"] == "keras"
-    first = state["execution"]["precision"]
-    other = "bfloat16" if first == "float32" else "float32"  # as if it started on another kind of machine
-    state["execution"]["precision"] = other
-    del state["execution"]["kernels"]
-    state["identity"]["recipe.kernels"] = "keras"
-    (run / "state.json").write_text(json.dumps(state))
-    (run / ".history.csv.gone-host-99.partial").write_text("half")
-    lines = []
-    metrics = train({**TINY, "precision": "auto"}, run, log=lines.append)  # the default kernels: fused
-    assert any(
-        line.startswith("resuming from epoch 1 (checkpoint-0001.npz): Adam at")
-        and line.endswith(f"{other}, keras kernels")
-        for line in lines
-    ), lines
-    assert metrics["status"] == "completed" and not (run / "replaced").exists()
-    record = json.loads((run / "config.json").read_text())
-    assert [start["first_epoch"] for start in record["starts"]] == [0, 1]
-    assert record["starts"][1]["execution"]["precision"] == other
-    assert [start["execution"]["kernels"] for start in record["starts"]] == ["keras", "keras"]
-    assert not list(run.glob(".*.partial"))
+def test_the_datas_location_is_not_part_of_a_runs_identity_but_its_content_is(tmp_path):
+    cifar = {**TINY, "dataset": "cifar10", "image_size": 32}
+    assert (
+        RunConfig.from_mapping(cifar).identity()
+        == RunConfig.from_mapping({**cifar, "data_dir": "/any/copy"}).identity()
+    )
+    first = image_folder(tmp_path / "a")
+    second = image_folder(tmp_path / "b", per_class=7)
+    identities = [
+        RunConfig.from_mapping({**TINY, "dataset": "image_folder", "data_dir": str(folder)}).identity()
+        for folder in (first, second)
+    ]
+    assert identities[0]["data.content"] != identities[1]["data.content"]
+    # Defaults filled in: naming a default is the same run.
+    assert RunConfig.from_mapping(TINY).identity() == RunConfig.from_mapping({**TINY, "label_noise": 0.0}).identity()
