@@ -146,7 +146,7 @@ def test_one_training_step_on_every_family(steps, backend):
 def test_a_compiled_bfloat16_step_of_every_layer_combination(steps, backend):
     returncode, stderr, results = steps[backend]["compiled"]
     assert returncode == 0, f"{backend}: {[result.get('error') for result in results]}\n{stderr}"
-    assert len(results) == len(COMPILED) - 1  # and the engine's run below
+    assert len(results) == len(COMPILED) - 1  # and the engine's run above
     for result in results:
         assert result["precision"] == "bfloat16" and result["xla"] is True, result
     print(f"{backend}: " + ", ".join(f"{result['network']} {result['seconds']} s" for result in results))
