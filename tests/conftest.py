@@ -31,11 +31,11 @@ def built():
 
 
 # Files in the order of their time (`pytest --durations` summed per file, three workers: 8 to 14
-# minutes each for the first five): with `--dist loadfile --no-loadscope-reorder` a worker takes whole files in
-# this order, so the longest start first and the short ones fill in at the end (alphabetical order
-# left a 4-minute file running alone for the suite's last minutes). xdist hands a worker its next
-# file once two tests of its current one are left, and that file waits behind them: so each long
-# file ends with quick tests.
+# minutes each for the first five): with `--dist loadfile --no-loadscope-reorder` a worker takes
+# whole files in this order, so the longest start first and the short ones fill in at the end
+# (alphabetical order left a 4-minute file running alone for the suite's last minutes). xdist
+# hands a worker its next file once two tests of its current one are left, and that file waits
+# behind them: so each long file ends with quick tests.
 LONGEST_FIRST = (
     "test_training.py",
     "test_reproduce.py",
