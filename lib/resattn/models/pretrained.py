@@ -22,7 +22,7 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class PretrainedWeights:
-    name: str  # e.g. seed2_attention56.fast_cifar10jpeg: the network's config, then how it was trained
+    name: str  # e.g. seed_attention56.fast_cifar10jpeg: the network's name, then how it was trained
     config: str  # the params file the run trained (params/<config>.yaml)
     network: dict  # build_model's keywords for the network the weights belong to
     preprocessing: str  # the scaling in front of the network (resattn.data.preprocessing)
