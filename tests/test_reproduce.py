@@ -234,8 +234,9 @@ def test_the_preflight_stops_the_grid_before_anything_trains_when_a_first_step_f
     assert "preflight: ok in" in done.stdout and "(a-fits)" in done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: preflight:")]
     assert len(errors) == 1, done.stderr[-3000:]
+    # Which tensor fails first depends on the kernels the processor gets; any of batch 256 is b-too-big's.
     assert (
-        "seed:56 failed: out of memory: tensor with shape[256,256,256,64]" in errors[0]
+        "seed:56 failed: out of memory: tensor with shape[256," in errors[0]
         or "seed:56 failed: the process died of SIG" in errors[0]
     ), errors[0]
     assert errors[0].endswith("affects b-too-big")
