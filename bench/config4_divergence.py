@@ -3,10 +3,11 @@
 on the same real images and the same batches.
 
     python bench/config4_divergence.py [--data ../shared/data/cifar10-jpeg-train.tar.gz]
-        [--limit 10000] [--epochs 3] [--steps 100] [--variants as_published,float32,...] [--out DIR]
+        [--limit 10000] [--epochs 3] [--steps 100] [--variants as_published,float32,...] [--seeds 0,1]
+        [--out DIR]
 
 Each variant trains `--epochs` epochs of `--steps` steps of 64 images of a `--limit`-image subset
-(a fifth held out) through `resattn.train`, from seed 0, and the table gives each epoch's
+(a fifth held out) through `resattn.train`, once per seed (weights and batch order), and the table gives each epoch's
 training loss and validation accuracy, and whether the run ended as diverged. The stock variant
 trains the same network the plain Keras way (host standardization, Keras's flip and shift
 layers, Keras's SGD with L2 on the kernels) on the same batches. A benchmark, not a test.
@@ -27,9 +28,10 @@ CONFIG4 = {
     **read_mapping(ROOT / "params" / "seed4-cifar10-a92-seedspatial-arl-sgd-published.yaml"),
     "dataset": "image_folder",
 }
-# Each variant: the keys it changes from config 4 as published (precision auto: bfloat16 here).
+# Each variant: the keys it changes from config 4 as published (float32, its params file says).
 VARIANTS = {
     "as_published": {},
+    "bfloat16": {"precision": "bfloat16"},  # what `auto` gave before the params file fixed float32
     "float32": {"precision": "float32"},
     "float32_no_weight_decay": {"precision": "float32", "weight_decay": 0.0},
     "float32_mixed_mask": {"precision": "float32", "mask_activation": "mixed"},
@@ -48,9 +50,14 @@ def parse(argv):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="steps of 64 images per epoch")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one run of each variant per seed")
     parser.add_argument("--out", type=Path, default=Path("results/config4-divergence"))
     args = parser.parse_args(argv)
     args.variants = args.variants.split(",")
+    try:
+        args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        sys.exit(f"error: --seeds {args.seeds!r} is not valid; give comma-separated integers, e.g. 0,1,2")
     for name in args.variants:
         if name not in VARIANTS:
             sys.exit(f"error: --variants {name!r} is not valid; choose from {', '.join(VARIANTS)}")
@@ -68,7 +75,7 @@ def run_ours(config, dataset, run_dir):
     return [{"loss": row["loss"], "val_accuracy": row["val_accuracy"]} for row in history], metrics["status"]
 
 
-def run_stock(dataset, epochs, steps, weight_decay):
+def run_stock(dataset, epochs, steps, weight_decay, seed):
     import keras
     import numpy as np
 
@@ -77,7 +84,7 @@ def run_stock(dataset, epochs, steps, weight_decay):
     from resattn.models.networks import build_model
     from resattn.train.loop import fit_epochs
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     network = build_model("seed", 92, mask_activation="seed_spatial", wiring="published")
     for layer in leaf_layers(network):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
@@ -117,7 +124,7 @@ def run_stock(dataset, epochs, steps, weight_decay):
         keras.utils.to_categorical(dataset.y_train[:count], 10),
         batch_size=64,
         epochs=epochs,
-        seed=0,
+        seed=seed,
         callbacks=[Record()],
         validation=(standardized(dataset.x_val), keras.utils.to_categorical(dataset.y_val, 10)),
     )
@@ -140,23 +147,24 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    for name in args.variants:
-        if name in results:
+    runs = [(name, seed, f"{name}-seed{seed}") for name in args.variants for seed in args.seeds]
+    for name, seed, key in runs:
+        if key in results:
             continue
-        print(f"{name}:", flush=True)
+        print(f"{key}:", flush=True)
         started = time.perf_counter()
         if VARIANTS[name].get("stock"):
-            rows, status = run_stock(dataset, args.epochs, args.steps, VARIANTS[name]["weight_decay"])
+            rows, status = run_stock(dataset, args.epochs, args.steps, VARIANTS[name]["weight_decay"], seed)
         else:
-            rows, status = run_ours({**base, **VARIANTS[name]}, dataset, args.out / name)
-        results[name] = {"rows": rows, "status": status, "seconds": time.perf_counter() - started}
+            rows, status = run_ours({**base, **VARIANTS[name], "seed": seed}, dataset, args.out / key)
+        results[key] = {"rows": rows, "status": status, "seconds": time.perf_counter() - started}
         results_file.write_text(json.dumps(results, indent=1))
     header = " | ".join(f"epoch {epoch + 1} loss / val acc" for epoch in range(args.epochs))
-    print(f"\n| variant | {header} | ended |\n|---|" + "---|" * (args.epochs + 1))
-    for name in args.variants:
-        cells = [f"{row['loss']:.3f} / {row['val_accuracy']:.1%}" for row in results[name]["rows"]]
+    print(f"\n| variant | seed | {header} | ended |\n|---|---|" + "---|" * (args.epochs + 1))
+    for name, seed, key in runs:
+        cells = [f"{row['loss']:.3f} / {row['val_accuracy']:.1%}" for row in results[key]["rows"]]
         cells += ["-"] * (args.epochs - len(cells))
-        print(f"| {name} | {' | '.join(cells)} | {results[name]['status']} |")
+        print(f"| {name} | {seed} | {' | '.join(cells)} | {results[key]['status']} |")
 
 
 if __name__ == "__main__":
