@@ -7,8 +7,9 @@ on the same real images and the same batches.
         [--out DIR]
 
 Each variant trains `--epochs` epochs of `--steps` steps of 64 images of a `--limit`-image subset
-(a fifth held out) through `resattn.train`, once per seed (weights and batch order), and the table gives each epoch's
-training loss and validation accuracy, and whether the run ended as diverged. The stock variant
+(a fifth held out) through `resattn.train`, once per seed of `--seeds` (initial weights and batch
+order), and the table gives each epoch's training loss and validation accuracy, and whether the
+run ended as diverged. The stock variant
 trains the same network the plain Keras way (host standardization, Keras's flip and shift
 layers, Keras's SGD with L2 on the kernels) on the same batches. A benchmark, not a test.
 """
