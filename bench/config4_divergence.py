@@ -33,7 +33,7 @@ CONFIG4 = {
 VARIANTS = {
     "as_published": {},
     "bfloat16": {"precision": "bfloat16"},  # what `auto` gave before the params file fixed float32
-    "float32": {"precision": "float32"},
+    "float32": {"precision": "float32"},  # as_published now; kept for the commands BENCHMARKS.md gives
     "float32_no_weight_decay": {"precision": "float32", "weight_decay": 0.0},
     "float32_mixed_mask": {"precision": "float32", "mask_activation": "mixed"},
     "float32_chained": {"precision": "float32", "wiring": "chained"},
