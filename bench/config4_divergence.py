@@ -36,8 +36,8 @@ VARIANTS = {
     "float32": {"precision": "float32"},  # as_published now; kept for the commands BENCHMARKS.md gives
     "float32_no_weight_decay": {"precision": "float32", "weight_decay": 0.0},
     "float32_mixed_mask": {"precision": "float32", "mask_activation": "mixed"},
-    "float32_chained": {"precision": "float32", "wiring": "chained"},
-    "bfloat16_chained": {"precision": "bfloat16", "wiring": "chained"},  # the chained twin under `auto` here
+    "float32_chained": {"precision": "float32", "wiring": "chained"},  # the chained twin as its params file says
+    "bfloat16_chained": {"precision": "bfloat16", "wiring": "chained"},  # the chained twin under `auto` before
     "float32_lr_0.01": {"precision": "float32", "learning_rate": 0.01},
     # The plain Keras pipeline below, with the weight decay given.
     "stock_float32": {"stock": True, "weight_decay": 1e-4},
