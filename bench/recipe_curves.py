@@ -64,6 +64,7 @@ def read_curves(runs):
                     "run": label,
                     "epoch": history["epoch"],
                     "schedule": history["epoch"] / length,
+                    "schedule_epochs": length,
                     "val_accuracy": history["val_accuracy"],
                     "hours": history["seconds"].cumsum() / 3600,
                 }
@@ -72,9 +73,9 @@ def read_curves(runs):
     return pd.concat(frames, ignore_index=True)
 
 
-def schedule_table(curves, runs):
+def schedule_table(curves):
     """Validation accuracy at each epoch of the shortest schedule, each run at the same fraction of its own."""
-    lengths = {label: schedule_epochs(folder) for label, folder in runs.items()}
+    lengths = curves.groupby("run", sort=False)["schedule_epochs"].first().to_dict()
     shortest = min(lengths.values())
     rows = {}
     for epoch in range(1, shortest + 1):
@@ -94,17 +95,15 @@ def main(argv=None):
     args = parse(argv)
     curves = read_curves(args.runs)
     if args.by_schedule:
-        table = schedule_table(curves, args.runs)
-        print("| schedule done | " + " | ".join(table.columns) + " |\n|---:|" + "---:|" * len(table.columns))
-        for fraction, row in table.iterrows():
-            print(f"| {fraction} | " + " | ".join("-" if pd.isna(value) else value for value in row) + " |")
+        index, table = "schedule done", schedule_table(curves)
     else:
         epochs = args.epochs or int(curves.groupby("run")["epoch"].max().min())
         curves = curves[curves["epoch"] <= epochs]
         table = curves.pivot(index="epoch", columns="run", values="val_accuracy")[list(args.runs)]
-        print("| epoch | " + " | ".join(table.columns) + " |\n|---:|" + "---:|" * len(table.columns))
-        for epoch, row in table.iterrows():
-            print(f"| {epoch} | " + " | ".join("-" if pd.isna(value) else f"{value:.1%}" for value in row) + " |")
+        index, table = "epoch", table.map(lambda value: None if pd.isna(value) else f"{value:.1%}")
+    print(f"| {index} | " + " | ".join(table.columns) + " |\n|---:|" + "---:|" * len(table.columns))
+    for key, row in table.iterrows():
+        print(f"| {key} | " + " | ".join("-" if pd.isna(value) else value for value in row) + " |")
 
     import matplotlib
 
